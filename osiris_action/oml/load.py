@@ -1,0 +1,317 @@
+"""Read a YAML file into plain Python data while keeping the position of every key and value.
+
+PyYAML's `safe_load` throws positions away and silently keeps the last of two duplicate keys; its
+composer also recurses per nesting level (a deeply nested file crashes the C extension) and expands
+aliases without limit (a "billion laughs" file exhausts memory). So we build the tree ourselves from
+libyaml's event stream: iteratively, with a depth limit, an expansion budget, duplicate-key detection
+and a span for every key and value.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml import events as ev
+from yaml.nodes import ScalarNode
+
+from osiris_action.diagnostics import Diagnostic, Span
+
+MAX_BYTES = 10 * 1024 * 1024
+MAX_DEPTH = 64
+MAX_VALUES = 200_000
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_resolver = yaml.resolver.Resolver()
+_constructor = yaml.constructor.SafeConstructor()
+
+Path_ = tuple[Any, ...]
+
+
+@dataclass
+class Document:
+    """One YAML file: its data, the source text and the span of every key and value by path."""
+
+    file: str
+    text: str
+    data: Any = None
+    values: dict[Path_, Span] = field(default_factory=dict)
+    keys: dict[Path_, Span] = field(default_factory=dict)
+
+    def span(self, path: Path_, part: str = "value") -> Span:
+        """The span of the value (or key) at `path`; falls back to the nearest enclosing node."""
+        table = self.keys if part == "key" else self.values
+        p = tuple(path)
+        while p:
+            if p in table:
+                return table[p]
+            if p in self.values:
+                return self.values[p]
+            p = p[:-1]
+        return self.values.get((), Span(1, 1))
+
+
+class LoadError(Exception):
+    def __init__(self, diagnostic: Diagnostic):
+        super().__init__(diagnostic.message)
+        self.diagnostic = diagnostic
+
+
+def _span(start, end) -> Span:
+    return Span(start.line + 1, start.column + 1, end.line + 1, end.column + 1)
+
+
+def _scalar(event: ev.ScalarEvent) -> Any:
+    tag = event.tag
+    if tag is None or tag == "!":
+        tag = _resolver.resolve(ScalarNode, event.value, event.implicit)
+    node = ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
+    if tag in _constructor.yaml_constructors:
+        value = _constructor.yaml_constructors[tag](_constructor, node)
+    else:
+        value = event.value
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    return value
+
+
+class _Builder:
+    """Turns libyaml events into data, recording spans; raises LoadError on the first hard problem."""
+
+    def __init__(self, doc: Document):
+        self.doc = doc
+        self.anchors: dict[str, tuple[Any, int]] = {}
+        self.count = 0
+        self.duplicates: list[Diagnostic] = []
+
+    def fail(self, code: str, message: str, span: Span, hint: str) -> None:
+        raise LoadError(Diagnostic(self.doc.file, span, "error", code, message, hint))
+
+    def build(self, stream) -> Any:
+        # Stack frames: [container, path, pending_key, key_span, size_so_far, start_event, anchor]
+        stack: list[list[Any]] = []
+        root: Any = None
+        have_root = False
+        for event in stream:
+            if isinstance(event, ev.StreamStartEvent | ev.StreamEndEvent | ev.DocumentEndEvent):
+                continue
+            if isinstance(event, ev.DocumentStartEvent):
+                if have_root:
+                    self.fail(
+                        "OML003",
+                        "the file holds more than one YAML document",
+                        _span(event.start_mark, event.end_mark),
+                        "Keep one pipeline per file; remove the extra '---' document.",
+                    )
+                continue
+            if isinstance(event, ev.MappingEndEvent | ev.SequenceEndEvent):
+                container, path, _k, _ks, size, start, anchor = stack.pop()
+                self.doc.values[path] = _span(start.start_mark, event.end_mark)
+                if anchor:
+                    self.anchors[anchor] = (container, size)
+                self._attach(stack, container, size, self.doc.values[path])
+                if not stack:
+                    root, have_root = container, True
+                continue
+
+            path = self._child_path(stack)
+            if isinstance(event, ev.AliasEvent):
+                if event.anchor not in self.anchors:
+                    self.fail(
+                        "OML003",
+                        f"unknown alias '*{event.anchor}'",
+                        _span(event.start_mark, event.end_mark),
+                        "Define the anchor with '&name' before using '*name'.",
+                    )
+                value, size = self.anchors[event.anchor]
+                self._spend(size, event)
+                span = _span(event.start_mark, event.end_mark)
+                if stack and isinstance(stack[-1][0], dict) and stack[-1][2] is _NO_KEY:
+                    self._set_key(stack[-1], value, span, event)
+                    continue
+                if path is not None:
+                    self.doc.values.setdefault(path, span)
+                if not self._attach(stack, value, size, span):
+                    root, have_root = value, True
+                continue
+            if isinstance(event, ev.ScalarEvent):
+                self._spend(1, event)
+                value = _scalar(event)
+                span = _span(event.start_mark, event.end_mark)
+                if stack and isinstance(stack[-1][0], dict) and stack[-1][2] is _NO_KEY:
+                    self._set_key(stack[-1], value, span, event)
+                    continue
+                if path is not None:
+                    self.doc.values[path] = span
+                if event.anchor:
+                    self.anchors[event.anchor] = (value, 1)
+                if not self._attach(stack, value, 1, span):
+                    root, have_root = value, True
+                continue
+            if isinstance(event, ev.MappingStartEvent | ev.SequenceStartEvent):
+                self._spend(1, event)
+                if stack and isinstance(stack[-1][0], dict) and stack[-1][2] is _NO_KEY:
+                    self.fail(
+                        "OML003",
+                        "a mapping key must be a plain value, not a list or mapping",
+                        _span(event.start_mark, event.end_mark),
+                        "Use a string as the key.",
+                    )
+                if len(stack) >= MAX_DEPTH:
+                    self.fail(
+                        "OML003",
+                        f"the YAML nests deeper than {MAX_DEPTH} levels",
+                        _span(event.start_mark, event.end_mark),
+                        "A pipeline never needs this depth; flatten the structure.",
+                    )
+                container: Any = {} if isinstance(event, ev.MappingStartEvent) else []
+                stack.append(
+                    [container, path if path is not None else (), _NO_KEY, None, 1, event, event.anchor]
+                )
+        return root
+
+    def _spend(self, size: int, event) -> None:
+        self.count += size
+        if self.count > MAX_VALUES:
+            self.fail(
+                "OML003",
+                f"the YAML expands to more than {MAX_VALUES:,} values (aliases repeated too often?)",
+                _span(event.start_mark, event.end_mark),
+                "Remove the repeated '*alias' references; a pipeline file is small.",
+            )
+
+    def _child_path(self, stack) -> Path_ | None:
+        if not stack:
+            return ()
+        frame = stack[-1]
+        if isinstance(frame[0], list):
+            return (*frame[1], len(frame[0]))
+        if frame[2] is _NO_KEY:
+            return None
+        return (*frame[1], frame[2])
+
+    def _set_key(self, frame, key, span: Span, event) -> None:
+        if isinstance(key, list | dict):
+            self.fail("OML003", "a mapping key must be a plain value", span, "Use a string as the key.")
+        container, path = frame[0], frame[1]
+        if key == "<<" and isinstance(event, ev.ScalarEvent) and event.implicit[0]:
+            frame[2], frame[3] = _MERGE, span
+            return
+        if key in container and (*path, key) in self.doc.keys:
+            first = self.doc.keys[(*path, key)]
+            self.duplicates.append(
+                Diagnostic(
+                    self.doc.file,
+                    span,
+                    "error",
+                    "OML002",
+                    f"duplicate key '{key}' (first defined on line {first.line})",
+                    "YAML keeps only the last value, so the first one is silently ignored; "
+                    "remove one of the two.",
+                )
+            )
+        frame[2], frame[3] = key, span
+        self.doc.keys[(*path, key)] = span
+
+    def _attach(self, stack, value, size: int, span: Span) -> bool:
+        if not stack:
+            return False
+        frame = stack[-1]
+        frame[4] += size
+        container = frame[0]
+        if isinstance(container, list):
+            container.append(value)
+            return True
+        key = frame[2]
+        if key is _MERGE:
+            sources = value if isinstance(value, list) else [value]
+            for source in sources:
+                if isinstance(source, dict):
+                    for k, v in source.items():
+                        container.setdefault(k, v)
+        else:
+            container[key] = value
+        frame[2] = _NO_KEY
+        return True
+
+
+_NO_KEY = object()
+_MERGE = object()
+
+
+def load_text(text: str, file: str) -> tuple[Document, list[Diagnostic]]:
+    """Parse YAML text. Returns the document and the diagnostics found while reading it."""
+    doc = Document(file=file, text=text)
+    builder = _Builder(doc)
+    try:
+        doc.data = builder.build(yaml.parse(text, Loader=_Loader))
+    except LoadError as exc:
+        return doc, [exc.diagnostic]
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        span = Span(mark.line + 1, mark.column + 1) if mark else Span(1, 1)
+        problem = exc.problem or "invalid YAML"
+        if exc.context:
+            problem = (
+                f"{exc.context}: {problem}" if "while" not in exc.context else f"{problem} ({exc.context})"
+            )
+        return doc, [
+            Diagnostic(
+                file,
+                span,
+                "error",
+                "OML001",
+                f"YAML syntax error: {problem}",
+                "Check indentation, quotes and colons at this position.",
+            )
+        ]
+    except yaml.YAMLError as exc:
+        return doc, [Diagnostic(file, Span(1, 1), "error", "OML001", f"YAML syntax error: {exc}", _YAML_HINT)]
+    return doc, builder.duplicates
+
+
+_YAML_HINT = "Check indentation, quotes and colons near this position."
+
+
+def load_file(path: Path, display: str | None = None) -> tuple[Document, list[Diagnostic]]:
+    """Read and parse one file, turning unreadable input into one diagnostic instead of an exception."""
+    file = display or str(path)
+    empty = Document(file=file, text="")
+
+    def problem(message: str, hint: str, span: Span = Span(1, 1)) -> tuple[Document, list[Diagnostic]]:
+        return empty, [Diagnostic(file, span, "error", "OML004", message, hint)]
+
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            return problem(
+                f"file is too large for a pipeline ({size / 1e6:.1f} MB > {MAX_BYTES / 1e6:.0f} MB)",
+                "A pipeline file holds steps, not data; move data into a CSV or a database table.",
+            )
+        raw = path.read_bytes()
+    except OSError as exc:
+        return problem(f"cannot read file: {exc.strerror or exc}", "Check the path and its permissions.")
+    if b"\x00" in raw[:8192] and not raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return problem("file is binary, not YAML", "Point the tool at .yaml pipeline files only.")
+    try:
+        text = (
+            raw.decode("utf-8-sig")
+            if not raw.startswith((b"\xff\xfe", b"\xfe\xff"))
+            else raw.decode("utf-16")
+        )
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        return problem(
+            f"file is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
+            "Save the file as UTF-8.",
+            Span(line, col),
+        )
+    if not text.strip():
+        return problem("file is empty", "A pipeline needs oml_version, name and steps.")
+    return load_text(text, file)
