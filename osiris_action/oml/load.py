@@ -283,8 +283,8 @@ def load_file(path: Path, display: str | None = None) -> tuple[Document, list[Di
     file = display or str(path)
     empty = Document(file=file, text="")
 
-    def problem(message: str, hint: str, span: Span = Span(1, 1)) -> tuple[Document, list[Diagnostic]]:
-        return empty, [Diagnostic(file, span, "error", "OML004", message, hint)]
+    def problem(message: str, hint: str, span: Span | None = None) -> tuple[Document, list[Diagnostic]]:
+        return empty, [Diagnostic(file, span or Span(1, 1), "error", "OML004", message, hint)]
 
     try:
         size = path.stat().st_size

@@ -1,0 +1,3 @@
+from osiris_action.cli import main
+
+raise SystemExit(main())

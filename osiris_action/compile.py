@@ -1,0 +1,130 @@
+"""Document → Manifest: steps in dependency order, defaults made explicit, references kept as names."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from osiris_action import __version__, components
+from osiris_action.diagnostics import Diagnostic
+from osiris_action.manifest import MANIFEST_VERSION, canonical_bytes, fingerprint
+from osiris_action.oml import graph
+from osiris_action.oml.load import Document
+
+PARAM_RE = re.compile(r"\$\{params\.([A-Za-z0-9_]+)\}")
+
+
+@dataclass
+class Compiled:
+    manifest: dict[str, Any]
+    data: bytes
+    fingerprint: str
+    notices: list[Diagnostic]
+
+
+def _params(data: dict, overrides: dict[str, str]) -> dict[str, Any]:
+    raw = data.get("params") if isinstance(data.get("params"), dict) else {}
+    values = {k: (v.get("default") if isinstance(v, dict) else v) for k, v in raw.items()}
+    values.update(overrides)
+    return values
+
+
+def _substitute(value: Any, params: dict[str, Any], missing: set[str]) -> Any:
+    if isinstance(value, str):
+        whole = PARAM_RE.fullmatch(value)
+        if whole:
+            if whole.group(1) not in params:
+                missing.add(whole.group(1))
+                return value
+            return params[whole.group(1)]
+
+        def one(m: re.Match) -> str:
+            if m.group(1) not in params:
+                missing.add(m.group(1))
+                return m.group(0)
+            return str(params[m.group(1)])
+
+        return PARAM_RE.sub(one, value)
+    if isinstance(value, list):
+        return [_substitute(v, params, missing) for v in value]
+    if isinstance(value, dict):
+        return {k: _substitute(v, params, missing) for k, v in value.items()}
+    return value
+
+
+def compile_document(doc: Document, params: dict[str, str] | None = None) -> Compiled | list[Diagnostic]:
+    """Build the manifest of a validated document; returns diagnostics if parameters are unresolved."""
+    data = doc.data
+    values = _params(data, params or {})
+    missing: set[str] = set()
+    steps = [dict(s) for s in data["steps"]]
+    for step in steps:
+        step.setdefault("component", step.pop("uses", None))
+        step["config"] = _substitute(step.get("config", step.pop("with", None)) or {}, values, missing)
+    if missing:
+        return [
+            Diagnostic(
+                doc.file,
+                doc.span(("steps",)),
+                "error",
+                "OML070",
+                f"unresolved parameters: {', '.join(sorted(missing))}",
+                "Define them under `params:` with a default, or pass --param NAME=VALUE.",
+            )
+        ]
+    needs = graph.effective_needs(steps)
+    notices = []
+    for i, step in enumerate(steps):
+        if needs[step["id"]][1]:
+            notices.append(
+                Diagnostic(
+                    doc.file,
+                    doc.span(("steps", i, "id")),
+                    "notice",
+                    "OML090",
+                    f"step '{step['id']}' has no `needs`; it reads from the step before it, "
+                    f"'{needs[step['id']][0][0]}'",
+                    "Write `needs:` explicitly to make the data flow visible.",
+                )
+            )
+    by_id = {s["id"]: s for s in steps}
+    order = graph.order([s["id"] for s in steps], {k: v[0] for k, v in needs.items()})
+    df_names = graph.dataframe_names(order)
+    out_steps = []
+    for sid in order:
+        step = by_id[sid]
+        component = components.get(step["component"])
+        config = dict(step["config"])
+        connection = config.pop("connection", None)
+        config = {**component.defaults(), **config}
+        step_needs = needs[sid][0]
+        out_steps.append(
+            {
+                "id": sid,
+                "component": component.name,
+                "driver": component.module,
+                "mode": components.OML_TO_COMPONENT_MODE[step["mode"]],
+                "needs": step_needs,
+                "needs_inferred": needs[sid][1],
+                "inputs": graph.input_names(step_needs, df_names),
+                "connection": connection,
+                "config": config,
+                "files": component.bundle_files(),
+            }
+        )
+    manifest = {
+        "manifest_version": MANIFEST_VERSION,
+        "oml_version": data["oml_version"],
+        "compiler": f"osiris-action/{__version__}",
+        "pipeline": {
+            "name": data["name"],
+            "id": data["name"].lower().replace(" ", "_"),
+            "description": data.get("description"),
+            "metadata": data.get("metadata") or {},
+            "params": values,
+        },
+        "steps": out_steps,
+    }
+    raw = canonical_bytes(manifest)
+    return Compiled(manifest, raw, fingerprint(raw), notices)

@@ -1,0 +1,229 @@
+"""osiris_connections.yaml: finding it, checking it, and resolving `${ENV}` references.
+
+Connections stay references until the last moment: the manifest and the bundle carry `@family.alias`
+and `${ENV}` names only; values are read from the environment on the host when a run starts and handed
+to the worker as environment variables of that one command.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from osiris_action.diagnostics import Diagnostic
+from osiris_action.errors import OsirisError
+from osiris_action.oml.load import Document, load_file
+
+FILE_NAME = "osiris_connections.yaml"
+ENV_REF = re.compile(r"\$\{([^}]+)\}")
+REF = re.compile(r"^@([a-zA-Z0-9_-]+)\.([a-zA-Z0-9_-]+)$")
+
+# Field names whose values are secrets wherever they appear (connections file or step config).
+SECRET_FIELDS = frozenset(
+    {
+        "password",
+        "passwd",
+        "pwd",
+        "token",
+        "secret",
+        "secret_key",
+        "service_key",
+        "service_role_key",
+        "api_key",
+        "access_token",
+        "refresh_token",
+        "auth_token",
+        "bearer_token",
+        "client_secret",
+        "client_key",
+        "key",
+        "dsn",
+        "pg_dsn",
+        "sql_dsn",
+        "connection_string",
+        "anon_key",
+        "pg_password",
+    }
+)
+DSN_FIELDS = frozenset({"dsn", "pg_dsn", "sql_dsn", "connection_string"})
+
+
+@dataclass
+class Connections:
+    """The parsed file: family → alias → fields, with `${ENV}` references left in place."""
+
+    path: Path | None
+    document: Document | None
+    families: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+
+    def default_alias(self, family: str) -> str | None:
+        aliases = self.families.get(family, {})
+        for alias, fields in aliases.items():
+            if isinstance(fields, dict) and fields.get("default") is True:
+                return alias
+        return "default" if "default" in aliases else None
+
+    def lookup(self, family: str, alias: str | None) -> tuple[str, dict[str, Any]]:
+        """The alias and its raw fields; raises OsirisError with the available choices."""
+        where = str(self.path) if self.path else FILE_NAME
+        if not self.families:
+            raise OsirisError(
+                f"no connections configured for family '{family}'",
+                f"Create {FILE_NAME} with a `connections: {{{family}: {{...}}}}` entry.",
+                file=where,
+            )
+        if family not in self.families:
+            raise OsirisError(
+                f"connection family '{family}' not found in {where}",
+                f"Available families: {', '.join(sorted(self.families))}.",
+                file=where,
+            )
+        if alias is None:
+            alias = self.default_alias(family)
+            if alias is None:
+                raise OsirisError(
+                    f"no default connection for family '{family}'",
+                    f"Mark one alias with `default: true` or reference it as @{family}.<alias>; "
+                    f"available aliases: {', '.join(sorted(self.families[family]))}.",
+                    file=where,
+                )
+        if alias not in self.families[family]:
+            raise OsirisError(
+                f"connection alias '{alias}' not found in family '{family}'",
+                f"Available aliases: {', '.join(sorted(self.families[family]))}.",
+                file=where,
+            )
+        fields = self.families[family][alias]
+        return alias, {k: v for k, v in fields.items() if k not in ("default", "alias")}
+
+    def env_names(self, family: str, alias: str | None) -> set[str]:
+        _, fields = self.lookup(family, alias)
+        return {
+            name for value in fields.values() if isinstance(value, str) for name in ENV_REF.findall(value)
+        }
+
+    def resolve(self, family: str, alias: str | None, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """Fields with every `${VAR}` replaced from `env`; a missing or empty variable is an error."""
+        env = os.environ if env is None else env
+        alias, fields = self.lookup(family, alias)
+        resolved: dict[str, Any] = {}
+        for key, value in fields.items():
+            if isinstance(value, str):
+                for name in ENV_REF.findall(value):
+                    if not env.get(name):
+                        raise OsirisError(
+                            f"environment variable '{name}' is not set for '{key}' in @{family}.{alias}",
+                            f"Set {name} (in CI: `env: {name}: ${{{{ secrets.{name} }}}}` on the step).",
+                        )
+                value = ENV_REF.sub(lambda m: env[m.group(1)], value)
+            resolved[key] = value
+        return resolved
+
+
+def secret_values(resolved: Mapping[str, Any]) -> list[str]:
+    """The values in a resolved connection that must never be shown: secret fields and DSN passwords."""
+    found = []
+    for key, value in resolved.items():
+        if not isinstance(value, str) or not value:
+            continue
+        if key.lower() in SECRET_FIELDS:
+            found.append(value)
+        if key.lower() in DSN_FIELDS or "://" in value:
+            password = urlsplit(value).password if "://" in value else None
+            if password:
+                found += [password, unquote(password)]
+    return found
+
+
+def find(explicit: str | None, pipeline_dir: Path | None = None) -> Path | None:
+    """Osiris's search order ($OSIRIS_HOME, ./, ../), then the pipeline's folder and its parents."""
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise OsirisError(
+                f"connections file not found: {explicit}", "Check the --connections path.", exit_code=2
+            )
+        return path
+    candidates = []
+    if os.environ.get("OSIRIS_HOME"):
+        candidates.append(Path(os.environ["OSIRIS_HOME"]))
+    candidates += [Path("."), Path("..")]
+    if pipeline_dir is not None:
+        here = pipeline_dir.resolve()
+        candidates += [here, *here.parents]
+    for folder in candidates:
+        path = folder / FILE_NAME
+        if path.is_file():
+            return path
+    return None
+
+
+def load(path: Path | None, display: str | None = None) -> tuple[Connections, list[Diagnostic]]:
+    """Parse a connections file; diagnostics point at the exact key in it."""
+    if path is None:
+        return Connections(None, None), []
+    doc, diags = load_file(path, display or str(path))
+    conns = Connections(path, doc)
+    if diags:
+        return conns, diags
+
+    def problem(p: tuple, message: str, hint: str, severity: str = "error", part: str = "value") -> None:
+        diags.append(Diagnostic(doc.file, doc.span(p, part), severity, "CON001", message, hint))
+
+    data = doc.data
+    if not isinstance(data, dict) or not isinstance(data.get("connections"), dict):
+        problem(
+            (),
+            "the connections file needs a top-level `connections:` mapping",
+            "Write `connections:` then `<family>: {<alias>: {fields}}`.",
+        )
+        return conns, diags
+    for family, aliases in data["connections"].items():
+        if not isinstance(aliases, dict):
+            problem(
+                ("connections", family), f"family '{family}' must map aliases to fields", "See examples/."
+            )
+            continue
+        conns.families[str(family)] = {}
+        for alias, fields in aliases.items():
+            if not isinstance(fields, dict):
+                problem(
+                    ("connections", family, alias),
+                    f"@{family}.{alias} must be a mapping of fields",
+                    "Write `host: ...`, `password: ${ENV_NAME}` and so on.",
+                )
+                continue
+            conns.families[str(family)][str(alias)] = fields
+            for key, value in fields.items():
+                if _literal_secret(str(key), value):
+                    diags.append(
+                        Diagnostic(
+                            doc.file,
+                            doc.span(("connections", family, alias, key)),
+                            "error",
+                            "CON002",
+                            f"@{family}.{alias}: '{key}' holds a literal secret",
+                            f"Write `{key}: ${{{_env_name(family, key)}}}` and set that variable from a "
+                            "secret; a committed secret is a leaked secret.",
+                        )
+                    )
+    return conns, diags
+
+
+def _env_name(family: Any, key: str) -> str:
+    return re.sub(r"[^A-Z0-9]+", "_", f"{family}_{key}".upper())
+
+
+def _literal_secret(key: str, value: Any) -> bool:
+    if not isinstance(value, str) or not value or ENV_REF.fullmatch(value.strip()):
+        return False
+    if key.lower() in DSN_FIELDS:
+        if ENV_REF.search(value):
+            return False
+        return bool(urlsplit(value).password) if "://" in value else "password=" in value
+    return key.lower() in SECRET_FIELDS

@@ -1,0 +1,150 @@
+"""DuckDB SQL checks: DuckDB's own parser finds syntax errors and the tables a query reads.
+
+A syntax error's offset inside the query is mapped back to the line and column of the YAML file, also
+inside a `|` block scalar, so the annotation lands on the exact character.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from dataclasses import dataclass
+
+from osiris_action.diagnostics import Span
+from osiris_action.oml.load import Document
+
+
+@dataclass(frozen=True)
+class SqlFinding:
+    offset: int
+    length: int
+    severity: str
+    code: str
+    message: str
+    hint: str
+
+
+@functools.cache
+def _connection():
+    import duckdb
+
+    return duckdb.connect(":memory:")
+
+
+def check_query(query: str, provided: set[str]) -> list[SqlFinding]:
+    """Syntax errors (OML060), non-SELECT queries (OML062) and tables no upstream step provides (OML061)."""
+    raw = _connection().execute("SELECT json_serialize_sql(?)", [query]).fetchone()[0]
+    result = json.loads(raw)
+    if result.get("error"):
+        if result.get("error_type") == "parser":
+            offset = int(result.get("position") or 0)
+            return [
+                SqlFinding(
+                    offset,
+                    1,
+                    "error",
+                    "OML060",
+                    f"DuckDB syntax error: {result['error_message']}",
+                    "Fix the SQL at this position; DuckDB parsed the query exactly as the run will.",
+                )
+            ]
+        return _statement_check(query)
+    known = {name.lower() for name in provided}
+    ctes: set[str] = set()
+    tables: list[tuple[str, int]] = []
+    _walk(result.get("statements", []), ctes, tables)
+    findings = []
+    for name, offset in tables:
+        if name.lower() in known or name.lower() in ctes:
+            continue
+        available = ", ".join(sorted(provided)) or "none (this step has no inputs)"
+        findings.append(
+            SqlFinding(
+                offset,
+                len(name),
+                "warning",
+                "OML061",
+                f"the query reads table '{name}', which no upstream step provides",
+                f"Upstream tables visible here: {available}. Add the producing step to `needs`.",
+            )
+        )
+    return findings
+
+
+def _statement_check(query: str) -> list[SqlFinding]:
+    import duckdb
+
+    try:
+        duckdb.extract_statements(query)
+    except duckdb.Error as exc:
+        return [
+            SqlFinding(
+                _offset_from_message(query, str(exc)),
+                1,
+                "error",
+                "OML060",
+                f"DuckDB syntax error: {str(exc).splitlines()[0]}",
+                "Fix the SQL at this position.",
+            )
+        ]
+    return [
+        SqlFinding(
+            0,
+            1,
+            "warning",
+            "OML062",
+            "the query is not a SELECT, so the step produces no table",
+            "A duckdb.processor step must return rows: write a SELECT (or WITH ... SELECT).",
+        )
+    ]
+
+
+def _offset_from_message(query: str, message: str) -> int:
+    """DuckDB prints `LINE n: <text>` and a caret line under it; turn that into an offset."""
+    lines = message.splitlines()
+    for i, line in enumerate(lines):
+        match = re.match(r"LINE (\d+): ", line)
+        if match and i + 1 < len(lines) and "^" in lines[i + 1]:
+            col = lines[i + 1].index("^") - len(match.group(0))
+            starts = [0] + [m.end() for m in re.finditer("\n", query)]
+            row = min(int(match.group(1)) - 1, len(starts) - 1)
+            return starts[row] + max(col, 0)
+    return 0
+
+
+def _walk(node, ctes: set[str], tables: list[tuple[str, int]]) -> None:
+    if isinstance(node, dict):
+        if node.get("type") == "BASE_TABLE" and node.get("table_name"):
+            tables.append((node["table_name"], int(node.get("query_location") or 0)))
+        cte_map = node.get("cte_map")
+        if isinstance(cte_map, dict):
+            ctes.update(str(entry.get("key", "")).lower() for entry in cte_map.get("map", []))
+        for value in node.values():
+            _walk(value, ctes, tables)
+    elif isinstance(node, list):
+        for item in node:
+            _walk(item, ctes, tables)
+
+
+def locate(doc: Document, path: tuple, query: str, offset: int, length: int = 1) -> Span:
+    """The file position of character `offset` of the scalar at `path` (plain, quoted or block)."""
+    start = doc.span(path)
+    lines = doc.text.splitlines()
+    if start.line - 1 >= len(lines):
+        return start
+    header = lines[start.line - 1][start.col - 1 :]
+    row = query.count("\n", 0, offset)
+    col = offset - (query.rfind("\n", 0, offset) + 1)
+    if header[:1] in ("|", ">"):
+        if header[:1] == ">":
+            return Span(start.line + 1, start.col)
+        body = lines[start.line :]
+        indent = next((len(t) - len(t.lstrip(" ")) for t in body if t.strip()), 0)
+        line = start.line + 1 + row
+        return Span(line, indent + col + 1, line, indent + col + 1 + length)
+    if row == 0:
+        shift = 1 if header[:1] in ("'", '"') else 0
+        first = start.col + shift + col
+        return Span(start.line, first, start.line, first + length)
+    return start

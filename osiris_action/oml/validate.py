@@ -1,0 +1,644 @@
+"""Every OML rule, each reported at the exact position of the key or value it is about.
+
+Codes are stable and documented in docs/diagnostics.md, which also names the Osiris rule each one
+comes from. Where Osiris checks nothing (types, ranges, cycles, constraints, SQL) we check too.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Any
+
+from osiris_action import components
+from osiris_action.connections import REF, SECRET_FIELDS, Connections
+from osiris_action.diagnostics import Diagnostic, Span
+from osiris_action.oml import graph, sql
+from osiris_action.oml.load import Document
+
+TOP_KEYS = {"oml_version", "name", "steps", "description", "metadata", "params", "profiles", "schedule"}
+FORBIDDEN_TOP = {"version", "connectors", "tasks", "outputs"}
+STEP_KEYS = {"id", "component", "mode", "needs", "config", "description", "uses", "with"}
+OML_MODES = ("read", "transform", "write")
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+PARAM_RE = re.compile(r"\$\{params\.([A-Za-z0-9_]+)\}")
+
+
+def _type(value: Any) -> str:
+    return {
+        dict: "mapping",
+        list: "list",
+        str: "string",
+        bool: "boolean",
+        int: "integer",
+        float: "number",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
+
+
+def _suggest(word: str, choices) -> str:
+    match = difflib.get_close_matches(str(word), sorted(choices), n=1, cutoff=0.6)
+    return f" Did you mean '{match[0]}'?" if match else ""
+
+
+class _Checker:
+    def __init__(self, doc: Document, connections: Connections | None):
+        self.doc = doc
+        self.connections = connections
+        self.found: list[Diagnostic] = []
+
+    def add(
+        self, path: tuple, severity: str, code: str, message: str, hint: str, part: str = "value", span=None
+    ) -> None:
+        self.found.append(
+            Diagnostic(self.doc.file, span or self.doc.span(path, part), severity, code, message, hint)
+        )
+
+    # -- top level -------------------------------------------------------------------------------
+    def run(self) -> list[Diagnostic]:
+        data = self.doc.data
+        if not isinstance(data, dict):
+            self.add(
+                (),
+                "error",
+                "OML010",
+                f"a pipeline must be a mapping, got {_type(data)}",
+                'Start the file with `oml_version: "0.1.0"`, `name:` and `steps:`.',
+            )
+            return self.found
+        for key in data:
+            if key in FORBIDDEN_TOP:
+                hint = {"version": "Use 'oml_version' instead.", "tasks": "Use 'steps' instead."}.get(
+                    key, "This legacy key is not part of OML 0.1.0; remove it."
+                )
+                self.add((key,), "error", "OML012", f"forbidden top-level key '{key}'", hint, "key")
+            elif key not in TOP_KEYS:
+                self.add(
+                    (key,),
+                    "warning",
+                    "OML018",
+                    f"unknown top-level key '{key}' is ignored",
+                    "Remove it, or move it under `metadata:`." + _suggest(key, TOP_KEYS),
+                    "key",
+                )
+        for key in ("oml_version", "name", "steps"):
+            if key not in data:
+                self.add(
+                    (),
+                    "error",
+                    "OML011",
+                    f"missing required top-level key '{key}'",
+                    {
+                        "oml_version": 'Add `oml_version: "0.1.0"`.',
+                        "name": "Add `name: my-pipeline`.",
+                        "steps": "Add a `steps:` list.",
+                    }[key],
+                    span=self._top_span(),
+                )
+        self._version(data)
+        self._name(data)
+        steps = data.get("steps")
+        if "steps" in data and not isinstance(steps, list):
+            self.add(
+                ("steps",),
+                "error",
+                "OML017",
+                f"steps must be a list, got {_type(steps)}",
+                "Write each step as a list item starting with `- id:`.",
+            )
+        elif isinstance(steps, list) and not steps:
+            self.add(("steps",), "error", "OML017", "the pipeline has no steps", "Add at least one step.")
+        elif isinstance(steps, list):
+            self._steps(steps, data)
+        return self.found
+
+    def _top_span(self) -> Span:
+        return Span(1, 1)
+
+    def _version(self, data: dict) -> None:
+        if "oml_version" not in data:
+            return
+        version = data["oml_version"]
+        if not isinstance(version, str):
+            self.add(
+                ("oml_version",),
+                "error",
+                "OML013",
+                f"oml_version must be a string, got {_type(version)}",
+                'Quote it: `oml_version: "0.1.0"`.',
+            )
+        elif version != "0.1.0":
+            severity = "warning" if version.startswith("0.") else "error"
+            self.add(
+                ("oml_version",),
+                severity,
+                "OML014",
+                f"OML version '{version}' is not supported (expected '0.1.0')",
+                'Use `oml_version: "0.1.0"`.',
+            )
+
+    def _name(self, data: dict) -> None:
+        if "name" not in data:
+            return
+        name = data["name"]
+        if not isinstance(name, str):
+            self.add(
+                ("name",),
+                "error",
+                "OML015",
+                f"name must be a string, got {_type(name)}",
+                "Write `name: my-pipeline`.",
+            )
+        elif not name.strip():
+            self.add(("name",), "error", "OML015", "name cannot be empty", "Write `name: my-pipeline`.")
+        elif not NAME_RE.match(name):
+            self.add(
+                ("name",),
+                "warning",
+                "OML016",
+                f"pipeline name '{name}' does not follow the convention (lowercase letters, digits, hyphens)",
+                f"Rename it to '{re.sub(r'[^a-z0-9-]+', '-', name.lower()).strip('-') or 'pipeline'}'.",
+            )
+
+    # -- steps -----------------------------------------------------------------------------------
+    def _steps(self, steps: list, data: dict) -> None:
+        ids: dict[str, int] = {}
+        valid: list[dict] = []
+        for i, step in enumerate(steps):
+            at = ("steps", i)
+            if not isinstance(step, dict):
+                self.add(
+                    at,
+                    "error",
+                    "OML020",
+                    f"step {i + 1} must be a mapping, got {_type(step)}",
+                    "Write the step as `- id: ...` with `component:` and `mode:` under it.",
+                )
+                continue
+            self._step_keys(step, at)
+            sid = step.get("id")
+            if isinstance(sid, str) and sid:
+                if sid in ids:
+                    self.add(
+                        (*at, "id"),
+                        "error",
+                        "OML023",
+                        f"duplicate step id '{sid}' (first used by step {ids[sid] + 1})",
+                        "Give every step a unique id.",
+                    )
+                else:
+                    ids[sid] = i
+                    valid.append({**step, "_index": i})
+            elif "id" in step:
+                self.add(
+                    (*at, "id"),
+                    "error",
+                    "OML022",
+                    f"step id must be a non-empty string, got {_type(sid)}",
+                    "Write `id: extract-orders`.",
+                )
+            component = self._component(step, at)
+            self._mode(step, at, component)
+            if component is not None:
+                self._config(step, at, component, data)
+        needs = self._needs(steps, ids)
+        self._sql(steps, valid, needs)
+
+    def _step_keys(self, step: dict, at: tuple) -> None:
+        for key in ("id", "component", "mode"):
+            if key not in step and not (key == "component" and "uses" in step):
+                self.add(
+                    at,
+                    "error",
+                    "OML021",
+                    f"step is missing required field '{key}'",
+                    {
+                        "id": "Add `id: <unique-name>`.",
+                        "component": f"Add `component:`, one of: {', '.join(components.names())}.",
+                        "mode": "Add `mode:` read, transform or write.",
+                    }[key],
+                )
+        for key in step:
+            if key not in STEP_KEYS:
+                self.add(
+                    (*at, key),
+                    "warning",
+                    "OML029",
+                    f"unknown step key '{key}' is ignored",
+                    "Osiris reads only id, component, mode, needs and config." + _suggest(key, STEP_KEYS),
+                    "key",
+                )
+
+    def _component(self, step: dict, at: tuple) -> components.Component | None:
+        key = "component" if "component" in step else "uses"
+        if key not in step:
+            return None
+        name = step[key]
+        if not isinstance(name, str):
+            self.add(
+                (*at, key),
+                "error",
+                "OML024",
+                f"component must be a string, got {_type(name)}",
+                "Write e.g. `component: mysql.extractor`.",
+            )
+            return None
+        component = components.get(name)
+        if component is None:
+            self.add(
+                (*at, key),
+                "error",
+                "OML025",
+                f"unknown component '{name}'",
+                f"Known components: {', '.join(components.names())}." + _suggest(name, components.names()),
+            )
+        return component
+
+    def _mode(self, step: dict, at: tuple, component: components.Component | None) -> None:
+        if "mode" not in step:
+            return
+        mode = step["mode"]
+        if not isinstance(mode, str):
+            self.add(
+                (*at, "mode"),
+                "error",
+                "OML026",
+                f"mode must be a string, got {_type(mode)}",
+                "Write `mode: read`, `transform` or `write`.",
+            )
+        elif mode not in OML_MODES:
+            self.add(
+                (*at, "mode"),
+                "error",
+                "OML027",
+                f"invalid mode '{mode}'",
+                "Use one of: read, transform, write." + _suggest(mode, OML_MODES),
+            )
+        elif component is not None:
+            needed = components.OML_TO_COMPONENT_MODE[mode]
+            if needed not in component.spec["modes"]:
+                allowed = [
+                    m for m, c in components.OML_TO_COMPONENT_MODE.items() if c in component.spec["modes"]
+                ]
+                self.add(
+                    (*at, "mode"),
+                    "error",
+                    "OML028",
+                    f"mode '{mode}' is not supported by component '{component.name}'",
+                    f"Use mode: {' or '.join(allowed)}.",
+                )
+
+    def _needs(self, steps: list, ids: dict[str, int]) -> dict[str, list[str]]:
+        for i, step in enumerate(steps):
+            if not isinstance(step, dict) or "needs" not in step:
+                continue
+            at = ("steps", i, "needs")
+            needs = step["needs"]
+            if not isinstance(needs, list):
+                self.add(
+                    at,
+                    "error",
+                    "OML030",
+                    f"needs must be a list, got {_type(needs)}",
+                    "Write `needs: [step-id]`.",
+                )
+                continue
+            for j, dep in enumerate(needs):
+                if not isinstance(dep, str):
+                    self.add(
+                        (*at, j),
+                        "error",
+                        "OML031",
+                        f"a dependency must be a step id string, got {_type(dep)}",
+                        "List step ids: `needs: [extract-orders]`.",
+                    )
+                elif dep == step.get("id"):
+                    self.add(
+                        (*at, j),
+                        "error",
+                        "OML033",
+                        f"step '{dep}' needs itself",
+                        "Remove the step's own id from its needs.",
+                    )
+                elif dep not in ids:
+                    self.add(
+                        (*at, j),
+                        "error",
+                        "OML032",
+                        f"unknown dependency '{dep}'",
+                        "Name a step id defined in this pipeline." + _suggest(dep, ids),
+                    )
+        good = [s for s in steps if isinstance(s, dict) and isinstance(s.get("id"), str) and s["id"] in ids]
+        good = [s for s in good if steps.index(s) == ids[s["id"]]]
+        effective = {
+            sid: [d for d in n if d in ids and d != sid]
+            for sid, (n, _) in graph.effective_needs(good).items()
+        }
+        cycle = graph.find_cycle(effective)
+        if cycle:
+            first = ids[cycle[0]]
+            self.add(
+                ("steps", first, "needs"),
+                "error",
+                "OML034",
+                f"needs form a cycle: {' → '.join(cycle)}",
+                "Steps run in dependency order; break the cycle by removing one of these needs.",
+            )
+        return effective
+
+    # -- config ----------------------------------------------------------------------------------
+    def _config(self, step: dict, at: tuple, component: components.Component, data: dict) -> None:
+        key = "config" if "config" in step or "with" not in step else "with"
+        config = step.get(key, {})
+        cat = (*at, key)
+        if config is None:
+            config = {}
+        if not isinstance(config, dict):
+            self.add(
+                cat,
+                "error",
+                "OML040",
+                f"config must be a mapping, got {_type(config)}",
+                "Write the component's settings as `key: value` lines under `config:`.",
+            )
+            return
+        config = _resolve_params(config, data)
+        props = component.properties
+        ref = config.get("connection")
+        policy = component.spec["connection"]
+        for name in config:
+            if name == "connection":
+                continue
+            if name not in props:
+                self.add(
+                    (*cat, name),
+                    "error",
+                    "OML041",
+                    f"unknown config key '{name}' for component '{component.name}'",
+                    f"Allowed keys: {', '.join(sorted(props))}." + _suggest(name, props),
+                    "key",
+                )
+                continue
+            value = config[name]
+            if str(name).lower() in SECRET_FIELDS and isinstance(value, str) and value:
+                self.add(
+                    (*cat, name),
+                    "error",
+                    "OML048",
+                    f"inline secret in config key '{name}'",
+                    "Move the value into osiris_connections.yaml as `" + name + ": ${ENV_VAR}` and "
+                    "reference the connection with `connection: @family.alias`.",
+                )
+                continue
+            rule = policy.get(name)
+            if isinstance(ref, str) and ref.startswith("@") and rule == "forbidden":
+                self.add(
+                    (*cat, name),
+                    "error",
+                    "OML046",
+                    f"'{name}' cannot override the connection's value",
+                    "Set it in osiris_connections.yaml for this connection, not in the step.",
+                    "key",
+                )
+            elif isinstance(ref, str) and ref.startswith("@") and rule == "warning":
+                self.add(
+                    (*cat, name),
+                    "warning",
+                    "OML047",
+                    f"'{name}' overrides the connection's value",
+                    "Prefer setting it in osiris_connections.yaml.",
+                    "key",
+                )
+        self._schema(config, cat, component)
+        self._constraints(config, cat, at, component)
+        self._connection(config, cat, at, component)
+
+    def _schema(self, config: dict, cat: tuple, component: components.Component) -> None:
+        checked = {
+            k: v
+            for k, v in config.items()
+            if k in component.properties
+            and k != "connection"
+            and not (str(k).lower() in SECRET_FIELDS and isinstance(v, str))
+        }
+        for err in component.validator.iter_errors(checked):
+            path = tuple(err.absolute_path)
+            if err.validator == "required":
+                missing = err.message.split("'")[1]
+                self.add(
+                    cat,
+                    "error",
+                    "OML043",
+                    f"missing required config key '{missing}' for component '{component.name}'",
+                    f"Add `{missing}:` under config.",
+                )
+                continue
+            if err.validator == "additionalProperties":
+                continue
+            self.add((*cat, *path), "error", "OML042", _schema_message(err, path), _schema_hint(err))
+
+    def _constraints(self, config: dict, cat: tuple, at: tuple, component: components.Component) -> None:
+        for rule in component.spec.get("constraints", []):
+            if "one_of" in rule:
+                present = [k for k in rule["one_of"] if k in config]
+                if len(present) != 1:
+                    names = " or ".join(f"'{k}'" for k in rule["one_of"])
+                    message = f"set exactly one of {names}" if present else f"config needs {names}"
+                    path = (*cat, present[1]) if len(present) > 1 else cat
+                    self.add(
+                        path,
+                        "error",
+                        "OML044",
+                        f"{component.name}: {message}",
+                        f"Use `{rule['one_of'][0]}` or `{rule['one_of'][1]}`, not both, not neither.",
+                        "key" if len(present) > 1 else "value",
+                    )
+                continue
+            field, allowed = next(iter(rule["when"].items()))
+            value = config.get(field, component.properties.get(field, {}).get("default"))
+            if value not in allowed:
+                continue
+            if "require" in rule and not config.get(rule["require"]):
+                self.add(
+                    (*cat, field),
+                    "error",
+                    "OML045",
+                    f"'{rule['require']}' is required when {field} is '{value}'",
+                    f"Add `{rule['require']}: [column, ...]` naming the key columns.",
+                )
+            for other, values in rule.get("require_value", {}).items():
+                current = config.get(other, component.properties.get(other, {}).get("default"))
+                if current not in values:
+                    self.add(
+                        (*cat, other),
+                        "error",
+                        "OML049",
+                        f"'{other}: {current}' is not allowed when {field} is {value!r}",
+                        f"Use {other}: {' or '.join(values)}.",
+                    )
+
+    def _connection(self, config: dict, cat: tuple, at: tuple, component: components.Component) -> None:
+        ref = config.get("connection")
+        if ref is None:
+            if component.needs_connection and "filesystem" not in component.families:
+                self._default_connection(component, cat)
+            return
+        if not isinstance(ref, str) or not REF.match(ref):
+            self.add(
+                (*cat, "connection"),
+                "error",
+                "OML050",
+                f"invalid connection reference {ref!r}",
+                'Write `connection: "@family.alias"`, e.g. "@mysql.db_movies" (quote it: @ starts '
+                "no YAML value).",
+            )
+            return
+        family, alias = REF.match(ref).groups()
+        if family not in component.families:
+            self.add(
+                (*cat, "connection"),
+                "error",
+                "OML051",
+                f"connection family '{family}' does not fit component '{component.name}'",
+                f"Use a connection of family {' or '.join(component.families)}.",
+            )
+            return
+        if self.connections is None:
+            return
+        if not self.connections.families:
+            self.add(
+                (*cat, "connection"),
+                "error",
+                "OML053",
+                f"{ref} cannot be resolved: no osiris_connections.yaml found",
+                "Create osiris_connections.yaml next to the pipelines or pass --connections FILE.",
+            )
+            return
+        aliases = self.connections.families.get(family)
+        if aliases is None or alias not in aliases:
+            choices = [f"@{f}.{a}" for f in component.families for a in self.connections.families.get(f, {})]
+            self.add(
+                (*cat, "connection"),
+                "error",
+                "OML052",
+                f"connection {ref} is not defined in {self.connections.document.file}",
+                f"Defined connections: {', '.join(choices) or 'none for this family'}."
+                + _suggest(ref, choices),
+            )
+
+    def _default_connection(self, component: components.Component, cat: tuple) -> None:
+        if self.connections is None or not self.connections.families:
+            return
+        for family in component.families:
+            if family in self.connections.families and self.connections.default_alias(family):
+                return
+        self.add(
+            cat,
+            "error",
+            "OML053",
+            f"step has no `connection` and no default {component.families[0]} connection exists",
+            f'Add `connection: "@{component.families[0]}.<alias>"` to config, or '
+            "mark an alias `default: true` in osiris_connections.yaml.",
+        )
+
+    # -- SQL -------------------------------------------------------------------------------------
+    def _sql(self, steps: list, valid: list[dict], needs: dict[str, list[str]]) -> None:
+        df_names = graph.dataframe_names([s["id"] for s in valid])
+        for step in valid:
+            component = components.get(step.get("component") or step.get("uses") or "")
+            config = step.get("config")
+            if component is None or component.name != "duckdb.processor" or not isinstance(config, dict):
+                continue
+            query = config.get("query")
+            if not isinstance(query, str) or not query.strip():
+                continue
+            provided = {
+                name
+                for names in graph.input_names(needs.get(step["id"], []), df_names).values()
+                for name in names
+            }
+            path = ("steps", step["_index"], "config", "query")
+            for f in sql.check_query(query, provided):
+                span = sql.locate(self.doc, path, query, f.offset, f.length)
+                self.add(path, f.severity, f.code, f.message, f.hint, span=span)
+
+
+def _resolve_params(config: dict, data: dict) -> dict:
+    """Config with `${params.X}` replaced by the pipeline's param defaults, for checking types."""
+    params = data.get("params") if isinstance(data.get("params"), dict) else {}
+    values = {k: (v.get("default") if isinstance(v, dict) else v) for k, v in params.items()}
+
+    def sub(value):
+        if isinstance(value, str):
+            whole = PARAM_RE.fullmatch(value)
+            if whole and whole.group(1) in values:
+                return values[whole.group(1)]
+            return PARAM_RE.sub(lambda m: str(values.get(m.group(1), m.group(0))), value)
+        if isinstance(value, list):
+            return [sub(v) for v in value]
+        if isinstance(value, dict):
+            return {k: sub(v) for k, v in value.items()}
+        return value
+
+    return {k: sub(v) for k, v in config.items()}
+
+
+def _schema_message(err, path: tuple) -> str:
+    name = ".".join(str(p) for p in path) or "config"
+    value = err.instance
+    shown = repr(value) if not isinstance(value, dict | list) else _type(value)
+    schema = err.schema
+    match err.validator:
+        case "type":
+            wanted = schema["type"] if isinstance(schema["type"], str) else " or ".join(schema["type"])
+            return f"'{name}' must be {_article(wanted)}, got {_type(value)} {shown}"
+        case "enum":
+            return f"'{name}' must be one of: {', '.join(map(str, schema['enum']))} (got {shown})"
+        case "minimum" | "maximum" | "exclusiveMinimum" | "exclusiveMaximum":
+            low, high = schema.get("minimum"), schema.get("maximum")
+            if low is not None and high is not None:
+                return f"'{name}' must be between {low} and {high}, got {shown}"
+            return (
+                f"'{name}' must be {'at least ' + str(low) if low is not None else 'at most ' + str(high)}, "
+                f"got {shown}"
+            )
+        case "minLength":
+            return (
+                f"'{name}' must not be empty"
+                if schema["minLength"] == 1
+                else f"'{name}' must be at least {schema['minLength']} characters long"
+            )
+        case "maxLength":
+            return f"'{name}' must be at most {schema['maxLength']} character(s), got {shown}"
+        case "pattern":
+            return f"'{name}' does not match the expected pattern {schema['pattern']} (got {shown})"
+        case "oneOf" | "anyOf":
+            return f"'{name}' has the wrong shape: got {_type(value)} {shown}"
+        case "uniqueItems":
+            return f"'{name}' must not contain duplicates"
+        case "minItems":
+            return f"'{name}' must not be empty"
+    return f"'{name}': {err.message}"
+
+
+def _schema_hint(err) -> str:
+    schema = err.schema
+    if err.validator == "enum":
+        return "Use one of the listed values." + _suggest(err.instance, [str(v) for v in schema["enum"]])
+    if err.validator in ("oneOf", "anyOf"):
+        return "Give a column name or a list of column names, e.g. `[id]`."
+    if err.validator == "type":
+        return (
+            "Remove the quotes around numbers and booleans."
+            if isinstance(err.instance, str)
+            else "Check the value's type in docs/components.md."
+        )
+    return "See docs/components.md for this component's settings."
+
+
+def _article(word: str) -> str:
+    return ("an " if word[:1] in "aeiou" else "a ") + word
+
+
+def validate(doc: Document, connections: Connections | None) -> list[Diagnostic]:
+    return _Checker(doc, connections).run()
