@@ -1,0 +1,127 @@
+"""The bundle: every file a sandbox receives, each with the sha256 the host computed before upload.
+
+worker.py, the driver files the manifest needs (and nothing else), the manifest, the connection
+*references* per step (`${ENV}` names, never values), the input data files of CSV extractors and,
+when dependencies are to be installed, a pinned requirements file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from osiris_action import components
+from osiris_action.connections import REF, Connections
+from osiris_action.errors import OsirisError
+from osiris_action.manifest import canonical_bytes
+
+WORKER = Path(__file__).with_name("worker.py")
+LOCK_FILE = Path(__file__).resolve().parent.parent / "requirements.lock"
+DATA = "data"
+
+
+@dataclass
+class Bundle:
+    files: dict[str, bytes] = field(default_factory=dict)
+    env_names: set[str] = field(default_factory=set)
+
+    @property
+    def hashes(self) -> dict[str, str]:
+        return {path: hashlib.sha256(data).hexdigest() for path, data in sorted(self.files.items())}
+
+    @property
+    def size(self) -> int:
+        return sum(len(data) for data in self.files.values())
+
+    def seal(self) -> str:
+        """Add bundle.json (the list the worker checks itself against); returns its sha256."""
+        listed = {p: h for p, h in self.hashes.items() if p.endswith(".py") or p.endswith(".json")}
+        data = canonical_bytes({"files": listed})
+        self.files["bundle.json"] = data
+        return hashlib.sha256(data).hexdigest()
+
+
+def _connection_key(step: dict, connections: Connections) -> tuple[str, str | None] | None:
+    component = components.get(step["component"])
+    ref = step.get("connection")
+    if isinstance(ref, str) and REF.match(ref):
+        family, alias = REF.match(ref).groups()
+        return family, alias
+    if not component.needs_connection:
+        return None
+    for family in component.families:
+        if family in connections.families and connections.default_alias(family):
+            return family, None
+    if "filesystem" in component.families:
+        return None
+    raise OsirisError(
+        f"step '{step['id']}' has no connection and no default {component.families[0]} connection exists",
+        f"Add `connection: \"@{component.families[0]}.<alias>\"` to the step's config.",
+        step=step["id"],
+    )
+
+
+def build(manifest: dict[str, Any], manifest_bytes: bytes, connections: Connections,
+          pipeline_dir: Path, requirements: bool = False) -> Bundle:
+    bundle = Bundle()
+    bundle.files["worker.py"] = WORKER.read_bytes()
+    bundle.files["manifest.json"] = manifest_bytes
+    wanted = {"__init__.py", "_common.py"}
+    step_connections: dict[str, dict[str, Any]] = {}
+    for step in manifest["steps"]:
+        wanted.update(step["files"])
+        key = _connection_key(step, connections)
+        spec: dict[str, Any] = {}
+        label = "pipeline"
+        if key is not None:
+            alias, fields = connections.lookup(*key)
+            bundle.env_names |= connections.env_names(key[0], alias)
+            spec, label = dict(fields), f"{key[0]}-{alias}"
+        if "filesystem" in components.get(step["component"]).families:
+            spec = _filesystem(step, spec, f"{DATA}/{label}", connections, pipeline_dir, bundle)
+        step_connections[step["id"]] = spec or None
+    for name in sorted(wanted):
+        bundle.files[f"osiris_drivers/{name}"] = (components.DRIVERS_DIR / name).read_bytes()
+    bundle.files["connections.json"] = canonical_bytes(step_connections)
+    if requirements:
+        bundle.files["requirements.txt"] = requirements_for(manifest).encode()
+    return bundle
+
+
+def _filesystem(step: dict, spec: dict, sandbox_base: str, connections: Connections, pipeline_dir: Path,
+                bundle: Bundle) -> dict:
+    """Map the step's folder into the sandbox's data folder, and ship the files an extractor reads."""
+    home = connections.path.parent if connections.path and spec.get("base_dir") else pipeline_dir
+    local_base = (home / spec.get("base_dir", ".")).resolve()
+    if step["component"] == "filesystem.csv_extractor":
+        source = (local_base / step["config"]["path"]).resolve()
+        if not source.is_relative_to(local_base):
+            raise OsirisError(f"path '{step['config']['path']}' escapes the base folder {local_base}",
+                              "Keep data files inside the connection's base_dir.", step=step["id"])
+        if not source.is_file():
+            raise OsirisError(f"input file not found: {source}",
+                              "Check `path` (relative to the connection's base_dir or the pipeline's folder).",
+                              step=step["id"])
+        bundle.files[f"{sandbox_base}/{source.relative_to(local_base).as_posix()}"] = source.read_bytes()
+    return {**spec, "base_dir": sandbox_base}
+
+
+def requirements_for(manifest: dict[str, Any]) -> str:
+    """Pinned requirements for the imports the manifest's drivers declare, from the project's lock file."""
+    imports = {"duckdb", "pyarrow"}  # the worker's own needs: Arrow tables and fingerprints
+    for step in manifest["steps"]:
+        imports.update(components.get(step["component"]).spec.get("requires", []))
+    distributions = {name.replace("_", "-").lower() for name in imports}
+    distributions |= {"adbc-driver-manager"} if "adbc-driver-postgresql" in distributions else set()
+    distributions |= {"psycopg-binary"} if "psycopg" in distributions else set()
+    pins = {}
+    if LOCK_FILE.is_file():
+        for line in LOCK_FILE.read_text().splitlines():
+            if "==" in line and not line.startswith((" ", "#")):
+                name, version = line.split("==", 1)
+                pins[name.strip().lower()] = version.split()[0].rstrip("\\").strip()
+    lines = [f"{name}=={pins[name]}" if name in pins else name for name in sorted(distributions)]
+    return "\n".join(lines) + "\n"
+

@@ -1,0 +1,107 @@
+"""The local sandbox: the worker as a child process in a fresh temporary folder.
+
+The child sees a scrubbed environment: PATH, locale and our own settings, plus exactly the variables
+the caller passes (the secrets the manifest's connections reference). Nothing else of the parent's
+environment, such as E2B_API_KEY or GITHUB_TOKEN, reaches it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from collections import deque
+from pathlib import Path
+
+from osiris_action.sandbox.base import ArtifactPolicy, Fetched, LineHandler, Sandbox, SandboxTimeout
+
+PASS_THROUGH = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SSL_CERT_FILE", "SSL_CERT_DIR")
+
+
+class LocalSandbox(Sandbox):
+    name = "local"
+
+    def __init__(self, python: str | None = None):
+        self.python = python or sys.executable
+        self.root = Path(tempfile.mkdtemp(prefix="osiris-sandbox-"))
+        self._proc: subprocess.Popen | None = None
+        self._timed_out = False
+        self.uploaded: set[str] = set()
+        self.stderr_tail = ""
+
+    def prepare(self, files: dict[str, bytes]) -> dict[str, str]:
+        import hashlib
+
+        self.uploaded = set(files)
+        for rel, data in files.items():
+            path = self.root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        return {rel: hashlib.sha256(data).hexdigest() for rel, data in files.items()}
+
+    def run(self, command: list[str], env: dict[str, str], timeout: float, on_line: LineHandler) -> int:
+        child_env = {k: os.environ[k] for k in PASS_THROUGH if k in os.environ}
+        child_env.update({"HOME": str(self.root), "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"})
+        child_env.update(env)
+        stderr_tail: deque[str] = deque(maxlen=20)
+        self._proc = subprocess.Popen(command, cwd=self.root, env=child_env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True, encoding="utf-8", errors="replace",
+                                      start_new_session=True)
+        drain = threading.Thread(target=lambda: stderr_tail.extend(self._proc.stderr), daemon=True)
+        drain.start()
+        timer = threading.Timer(timeout, self._expire) if timeout else None
+        if timer:
+            timer.start()
+        try:
+            for line in self._proc.stdout:
+                on_line(line.rstrip("\n"))
+            code = self._proc.wait()
+        finally:
+            if timer:
+                timer.cancel()
+            drain.join(timeout=5)
+        self.stderr_tail = "".join(stderr_tail)
+        if self._timed_out:
+            raise SandboxTimeout(f"the worker did not finish within {timeout:g} s and was stopped",
+                                 "Raise --timeout, or make the pipeline smaller.", self.stderr_tail)
+        return code
+
+    def _expire(self) -> None:
+        self._timed_out = True
+        self.stop()
+
+    def stop(self) -> None:
+        if self._proc and self._proc.poll() is None:
+            try:
+                os.killpg(self._proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def fetch(self, out: Path, policy: ArtifactPolicy) -> Fetched:
+        fetched = Fetched()
+        for folder in ("artifacts", "data"):
+            base = self.root / folder
+            if not base.is_dir():
+                continue
+            for path in sorted(p for p in base.rglob("*") if p.is_file()):
+                rel = path.relative_to(self.root).as_posix()
+                if rel in self.uploaded:
+                    continue
+                size = path.stat().st_size
+                reason = policy.decide(rel, size)
+                if reason:
+                    fetched.skipped.append((rel, size, reason))
+                    continue
+                target = out / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, target)
+                fetched.downloaded.append((rel, size))
+        return fetched
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
