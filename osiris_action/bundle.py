@@ -58,13 +58,18 @@ def _connection_key(step: dict, connections: Connections) -> tuple[str, str | No
         return None
     raise OsirisError(
         f"step '{step['id']}' has no connection and no default {component.families[0]} connection exists",
-        f"Add `connection: \"@{component.families[0]}.<alias>\"` to the step's config.",
+        f'Add `connection: "@{component.families[0]}.<alias>"` to the step\'s config.',
         step=step["id"],
     )
 
 
-def build(manifest: dict[str, Any], manifest_bytes: bytes, connections: Connections,
-          pipeline_dir: Path, requirements: bool = False) -> Bundle:
+def build(
+    manifest: dict[str, Any],
+    manifest_bytes: bytes,
+    connections: Connections,
+    pipeline_dir: Path,
+    requirements: bool = False,
+) -> Bundle:
     bundle = Bundle()
     bundle.files["worker.py"] = WORKER.read_bytes()
     bundle.files["manifest.json"] = manifest_bytes
@@ -90,20 +95,26 @@ def build(manifest: dict[str, Any], manifest_bytes: bytes, connections: Connecti
     return bundle
 
 
-def _filesystem(step: dict, spec: dict, sandbox_base: str, connections: Connections, pipeline_dir: Path,
-                bundle: Bundle) -> dict:
+def _filesystem(
+    step: dict, spec: dict, sandbox_base: str, connections: Connections, pipeline_dir: Path, bundle: Bundle
+) -> dict:
     """Map the step's folder into the sandbox's data folder, and ship the files an extractor reads."""
     home = connections.path.parent if connections.path and spec.get("base_dir") else pipeline_dir
     local_base = (home / spec.get("base_dir", ".")).resolve()
     if step["component"] == "filesystem.csv_extractor":
         source = (local_base / step["config"]["path"]).resolve()
         if not source.is_relative_to(local_base):
-            raise OsirisError(f"path '{step['config']['path']}' escapes the base folder {local_base}",
-                              "Keep data files inside the connection's base_dir.", step=step["id"])
+            raise OsirisError(
+                f"path '{step['config']['path']}' escapes the base folder {local_base}",
+                "Keep data files inside the connection's base_dir.",
+                step=step["id"],
+            )
         if not source.is_file():
-            raise OsirisError(f"input file not found: {source}",
-                              "Check `path` (relative to the connection's base_dir or the pipeline's folder).",
-                              step=step["id"])
+            raise OsirisError(
+                f"input file not found: {source}",
+                "Check `path` (relative to the connection's base_dir or the pipeline's folder).",
+                step=step["id"],
+            )
         bundle.files[f"{sandbox_base}/{source.relative_to(local_base).as_posix()}"] = source.read_bytes()
     return {**spec, "base_dir": sandbox_base}
 
@@ -124,4 +135,3 @@ def requirements_for(manifest: dict[str, Any]) -> str:
                 pins[name.strip().lower()] = version.split()[0].rstrip("\\").strip()
     lines = [f"{name}=={pins[name]}" if name in pins else name for name in sorted(distributions)]
     return "\n".join(lines) + "\n"
-

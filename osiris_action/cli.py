@@ -35,6 +35,16 @@ def _parser() -> argparse.ArgumentParser:
     comp.add_argument("--connections")
     comp.add_argument("--out", default=".osiris/build", help="folder for <name>/manifest.json")
     comp.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    run = sub.add_parser("run", help="validate, compile and run a pipeline in a sandbox")
+    run.add_argument("pipeline", help="an OML file, or a manifest.json from `compile`")
+    run.add_argument("--target", choices=["local", "e2b"], default="local")
+    run.add_argument("--connections")
+    run.add_argument("--out", help="run folder (default .osiris/runs/<run-id>)")
+    run.add_argument("--timeout", type=float, default=900, help="seconds (default 900)")
+    run.add_argument("--e2b-template", help="a pre-built E2B template with our dependencies")
+    run.add_argument("--install-deps", action="store_true", help="pip install the pinned requirements first")
+    run.add_argument("--download-data", action="store_true", help="also fetch data files (CSV, parquet)")
+    run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
     return parser
 
 
@@ -100,7 +110,28 @@ def cmd_compile(args) -> int:
     return 0
 
 
-COMMANDS = {"validate": cmd_validate, "compile": cmd_compile}
+def cmd_run(args) -> int:
+    from osiris_action.render import text
+    from osiris_action.run import RunOptions, run_pipeline
+
+    options = RunOptions(
+        target=args.target,
+        connections=args.connections,
+        out=Path(args.out) if args.out else None,
+        timeout=args.timeout,
+        e2b_template=args.e2b_template,
+        install_deps=args.install_deps,
+        params=_params(args.param),
+        download_data=args.download_data or None,
+    )
+    report, out = run_pipeline(Path(args.pipeline), options, on_progress=lambda line: print(line, flush=True))
+    print()
+    print(text(report), end="")
+    print(f"  outputs: {out}")
+    return {"success": 0, "cancelled": 130}.get(report.status, 1)
+
+
+COMMANDS = {"validate": cmd_validate, "compile": cmd_compile, "run": cmd_run}
 
 
 def main(argv: list[str] | None = None) -> int:

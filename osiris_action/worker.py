@@ -39,8 +39,12 @@ class Events:
 
     def emit(self, event: str, step_id: str | None = None, **fields) -> None:
         self.seq += 1
-        record = {"ts": datetime.now(UTC).isoformat(timespec="milliseconds"), "run_id": self.run_id,
-                  "seq": self.seq, "event": event}
+        record = {
+            "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "run_id": self.run_id,
+            "seq": self.seq,
+            "event": event,
+        }
         if step_id is not None:
             record["step_id"] = step_id
         record.update(fields)
@@ -114,9 +118,13 @@ def run_step(step: dict, tables: dict, root: Path, connections: dict, events: Ev
     artifacts = root / "artifacts" / sid
     artifacts.mkdir(parents=True, exist_ok=True)
     (artifacts / "cleaned_config.json").write_text(json.dumps(step["config"], indent=2, sort_keys=True))
-    ctx = StepContext(step_id=sid, connection=resolve_connection(connections.get(sid)),
-                      artifacts_dir=artifacts, base_dir=base_dir,
-                      emit=lambda event, **fields: events.emit(event, step_id=sid, **fields))
+    ctx = StepContext(
+        step_id=sid,
+        connection=resolve_connection(connections.get(sid)),
+        artifacts_dir=artifacts,
+        base_dir=base_dir,
+        emit=lambda event, **fields: events.emit(event, step_id=sid, **fields),
+    )
     driver = importlib.import_module(f"osiris_drivers.{step['driver']}")
     result = driver.run({k: step[k] for k in ("id", "component", "mode", "config")}, inputs, ctx)
     if result is not None:
@@ -129,8 +137,14 @@ def run_step(step: dict, tables: dict, root: Path, connections: dict, events: Ev
             raise RuntimeError(f"driver {step['driver']} returned no table and reported no write.complete")
         rows_out = int(written["rows_written"])
         output = fingerprint(next(iter(inputs.values()))) if inputs else None
-    events.emit("step_complete", step_id=sid, rows_in=rows_in, rows_out=rows_out,
-                duration_ms=round((time.perf_counter() - started) * 1000, 1), fingerprint=output)
+    events.emit(
+        "step_complete",
+        step_id=sid,
+        rows_in=rows_in,
+        rows_out=rows_out,
+        duration_ms=round((time.perf_counter() - started) * 1000, 1),
+        fingerprint=output,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,11 +156,19 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(root))
     events = Events(args.run_id)
     manifest = json.loads((root / "manifest.json").read_text())
-    events.emit("run_start", pipeline=manifest["pipeline"]["id"], steps=len(manifest["steps"]),
-                python=sys.version.split()[0])
+    events.emit(
+        "run_start",
+        pipeline=manifest["pipeline"]["id"],
+        steps=len(manifest["steps"]),
+        python=sys.version.split()[0],
+    )
     if not verify_bundle(root, events):
-        events.emit("run_complete", status="failed", reason="bundle_mismatch",
-                    message="the files that arrived differ from the files the host sent")
+        events.emit(
+            "run_complete",
+            status="failed",
+            reason="bundle_mismatch",
+            message="the files that arrived differ from the files the host sent",
+        )
         return EXIT_PARITY
     connections = json.loads((root / "connections.json").read_text())
     base_dir = root  # filesystem connections arrive with base_dir set to a folder under data/
@@ -157,16 +179,25 @@ def main(argv: list[str] | None = None) -> int:
             run_step(step, tables, root, connections, events, base_dir)
         except Exception as exc:  # every failure becomes one event; the host renders it
             message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-            hint = getattr(exc, "hint", "") or "This looks like a bug in the driver; rerun with --debug."
+            hint = (
+                getattr(exc, "hint", "")
+                or "This is a bug in the driver, not in the pipeline; the traceback is in events.jsonl."
+            )
             error_type = getattr(exc, "error_type", None) or type(exc).__name__
             fields = {"error_type": error_type, "message": message, "hint": hint}
             if not hasattr(exc, "hint"):
                 fields["traceback"] = traceback.format_exc(limit=8)
             events.emit("step_failed", step_id=step["id"], **fields)
-            events.emit("run_complete", status="failed", failed_step=step["id"],
-                        duration_ms=round((time.perf_counter() - started) * 1000, 1))
+            events.emit(
+                "run_complete",
+                status="failed",
+                failed_step=step["id"],
+                duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            )
             return EXIT_FAILED
-    events.emit("run_complete", status="success", duration_ms=round((time.perf_counter() - started) * 1000, 1))
+    events.emit(
+        "run_complete", status="success", duration_ms=round((time.perf_counter() - started) * 1000, 1)
+    )
     return 0
 
 

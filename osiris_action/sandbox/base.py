@@ -53,7 +53,9 @@ class ArtifactPolicy:
 
     @classmethod
     def from_env(cls, environ=os.environ, download_data: bool | None = None) -> ArtifactPolicy:
-        data = environ.get("E2B_DOWNLOAD_DATA_ARTIFACTS", "") == "1" if download_data is None else download_data
+        data = (
+            environ.get("E2B_DOWNLOAD_DATA_ARTIFACTS", "") == "1" if download_data is None else download_data
+        )
         try:
             max_mb = float(environ.get("E2B_ARTIFACT_MAX_MB", "5"))
         except ValueError:

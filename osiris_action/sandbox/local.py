@@ -7,6 +7,7 @@ environment, such as E2B_API_KEY or GITHUB_TOKEN, reaches it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -48,9 +49,17 @@ class LocalSandbox(Sandbox):
         child_env.update({"HOME": str(self.root), "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"})
         child_env.update(env)
         stderr_tail: deque[str] = deque(maxlen=20)
-        self._proc = subprocess.Popen(command, cwd=self.root, env=child_env, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, text=True, encoding="utf-8", errors="replace",
-                                      start_new_session=True)
+        self._proc = subprocess.Popen(
+            command,
+            cwd=self.root,
+            env=child_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            start_new_session=True,
+        )
         drain = threading.Thread(target=lambda: stderr_tail.extend(self._proc.stderr), daemon=True)
         drain.start()
         timer = threading.Timer(timeout, self._expire) if timeout else None
@@ -66,8 +75,11 @@ class LocalSandbox(Sandbox):
             drain.join(timeout=5)
         self.stderr_tail = "".join(stderr_tail)
         if self._timed_out:
-            raise SandboxTimeout(f"the worker did not finish within {timeout:g} s and was stopped",
-                                 "Raise --timeout, or make the pipeline smaller.", self.stderr_tail)
+            raise SandboxTimeout(
+                f"the worker did not finish within {timeout:g} s and was stopped",
+                "Raise --timeout, or make the pipeline smaller.",
+                self.stderr_tail,
+            )
         return code
 
     def _expire(self) -> None:
@@ -76,10 +88,8 @@ class LocalSandbox(Sandbox):
 
     def stop(self) -> None:
         if self._proc and self._proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self._proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
     def fetch(self, out: Path, policy: ArtifactPolicy) -> Fetched:
         fetched = Fetched()

@@ -1,0 +1,193 @@
+"""How a run report reads: one line per step on a terminal, tables and a flowchart in Markdown.
+
+The same Markdown is the CLI's summary.md, the job step summary and the PR comment, so a user sees
+locally exactly what the pull request will show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from osiris_action.diagnostics import Diagnostic
+from osiris_action.github.annotations import Finding
+from osiris_action.github.summary import Summary, inline_code, mermaid_label
+from osiris_action.report import RunReport
+
+ICON = {
+    "success": "✅",
+    "failed": "❌",
+    "skipped": "⏭️",
+    "pending": "⏸️",
+    "running": "⏳",
+    "failure": "❌",
+    "cancelled": "🛑",
+}
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{value / 1000:.2f} s"
+
+
+def _n(value: int | None) -> str:
+    return "—" if value is None else f"{value:,}"
+
+
+def text(report: RunReport) -> str:
+    """The terminal report: status, steps, writes, parity, and the error with its hint."""
+    lines = [
+        f"{report.pipeline}: {report.status.upper()} in {_ms(report.duration_ms)} "
+        f"(target {report.target}, run {report.run_id})"
+    ]
+    for s in report.steps:
+        lines.append(
+            f"  {s.status:<8} {s.id:<28} {s.component:<26} rows {_n(s.rows_in):>10} → "
+            f"{_n(s.rows_out):<10} {_ms(s.duration_ms)}"
+        )
+        if s.error:
+            lines.append(f"           {s.error['message']}")
+            if s.error.get("hint"):
+                lines.append(f"           hint: {s.error['hint']}")
+    for w in report.writes:
+        atomic = "" if w.atomic is not False else ", not atomic"
+        lines.append(
+            f"  wrote {w.rows_written:,} rows to {w.schema_ + '.' if w.schema_ else ''}{w.table} "
+            f"({w.mode}, {w.channel}{atomic})"
+        )
+    for d in report.ddl:
+        lines.append(
+            f"  DDL {'executed' if d.executed else 'planned'} for {d.step_id}: "
+            f"{d.sql.splitlines()[0] if d.sql else ''} ..."
+        )
+    matched = sum(r.match for r in report.parity)
+    lines.append(
+        f"  hash parity: {'OK' if report.hash_parity else 'FAILED'} "
+        f"({matched}/{len(report.parity)} files match)"
+    )
+    if report.error:
+        lines.append(f"  error: {report.error.get('message')}")
+        if report.error.get("hint"):
+            lines.append(f"  hint: {report.error['hint']}")
+    return "\n".join(lines) + "\n"
+
+
+def flowchart(report: RunReport) -> str:
+    """Mermaid source: one node per step, each edge labelled with the rows that flowed along it."""
+    ids = {s.id: f"s{i}" for i, s in enumerate(report.steps)}
+    lines = ["flowchart LR"]
+    for s in report.steps:
+        label = mermaid_label(f"{s.id}\n{s.component}")
+        lines.append(f'  {ids[s.id]}["{label}"]')
+    for s in report.steps:
+        for need in s.needs:
+            upstream = report.step(need)
+            rows = upstream.rows_out if upstream else None
+            edge = f"|{rows:,} rows|" if rows is not None else ""
+            lines.append(f"  {ids[need]} -->{edge} {ids[s.id]}")
+    for s in report.steps:
+        colour = {"success": "#d4edda", "failed": "#f8d7da", "skipped": "#eeeeee"}.get(s.status)
+        if colour:
+            lines.append(f"  style {ids[s.id]} fill:{colour}")
+    return "\n".join(lines)
+
+
+def add_report(summary: Summary, report: RunReport) -> Summary:
+    title = f"{ICON.get(report.status, '')} {report.pipeline}"
+    summary.heading(title, 3)
+    where = f" · {inline_code(report.file)}" if report.file else ""
+    summary.paragraph(
+        f"{report.status} · target {report.target} · {_ms(report.duration_ms)} · "
+        f"manifest {report.manifest_fingerprint[:19]}…{where}"
+    )
+    summary.mermaid(flowchart(report))
+    summary.table(
+        ["step", "component", "status", "rows in", "rows out", "duration"],
+        [
+            [
+                s.id,
+                s.component,
+                f"{ICON.get(s.status, '')} {s.status}",
+                _n(s.rows_in),
+                _n(s.rows_out),
+                _ms(s.duration_ms),
+            ]
+            for s in report.steps
+        ],
+    )
+    for s in report.steps:
+        if s.error:
+            summary.paragraph(f"**{s.id} failed:** {s.error['message']}")
+            if s.error.get("hint"):
+                summary.paragraph(f"Hint: {s.error['hint']}")
+    if report.error:
+        summary.paragraph(f"**Run error:** {report.error.get('message')}")
+        if report.error.get("hint"):
+            summary.paragraph(f"Hint: {report.error['hint']}")
+    if report.writes:
+        summary.table(
+            ["table", "mode", "rows written", "channel", "DDL"],
+            [
+                [
+                    f"{w.schema_ + '.' if w.schema_ else ''}{w.table}",
+                    w.mode,
+                    _n(w.rows_written),
+                    w.channel + ("" if w.atomic is not False else " (not atomic)") if w.channel else "—",
+                    _ddl_state(report, w.step_id),
+                ]
+                for w in report.writes
+            ],
+        )
+    for d in report.ddl:
+        summary.paragraph(f"DDL {'executed' if d.executed else 'planned'} by {inline_code(d.step_id)}:")
+        summary.code_block(d.sql, "sql")
+    if report.parity:
+        ok = sum(r.match for r in report.parity)
+        inner = Summary().table(
+            ["file", "host sha256", "sandbox sha256", "match"],
+            [
+                [
+                    r.path,
+                    (r.host_sha256 or "—")[:16],
+                    (r.sandbox_sha256 or "—")[:16],
+                    "✅" if r.match else "❌",
+                ]
+                for r in report.parity
+            ],
+        )
+        summary.details(
+            f"Hash parity: {ok}/{len(report.parity)} files match", inner, open=not report.hash_parity
+        )
+    if report.artifacts or report.skipped_artifacts:
+        items = [inline_code(a) for a in report.artifacts]
+        items += [f"{inline_code(a['path'])} not downloaded: {a['reason']}" for a in report.skipped_artifacts]
+        summary.details(f"Artifacts ({len(report.artifacts)})", Summary().list(items))
+    return summary
+
+
+def _ddl_state(report: RunReport, step_id: str) -> str:
+    states = [("executed" if d.executed else "planned") for d in report.ddl if d.step_id == step_id]
+    return ", ".join(states) or "—"
+
+
+def markdown(reports: Sequence[RunReport], title: str = "Osiris pipeline run") -> str:
+    summary = Summary()
+    summary.heading(title, 2)
+    for report in reports:
+        add_report(summary, report)
+    return summary.render()
+
+
+def findings(diagnostics: Iterable[Diagnostic]) -> list[Finding]:
+    """Diagnostics as annotations: the code in the title, the hint after the message."""
+    return [
+        Finding(
+            level=d.severity,
+            message=d.message + (f"\nHint: {d.hint}" if d.hint else ""),
+            file=d.file,
+            line=d.line,
+            col=d.column,
+            end_line=d.span.end_line,
+            end_col=d.span.end_col,
+            title=f"{d.code}",
+        )
+        for d in diagnostics
+    ]

@@ -1,0 +1,165 @@
+"""The run report, built from the worker's events alone, so local and E2B runs report the same way."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+REPORT_VERSION = "1"
+
+
+class StepReport(BaseModel):
+    id: str
+    component: str
+    status: Literal["pending", "running", "success", "failed", "skipped"] = "pending"
+    rows_in: int | None = None
+    rows_out: int | None = None
+    duration_ms: float | None = None
+    fingerprint: str | None = None
+    needs: list[str] = Field(default_factory=list)
+    error: dict[str, str] | None = None
+
+
+class WriteReport(BaseModel):
+    step_id: str
+    table: str | None
+    schema_: str | None = Field(default=None, alias="schema")
+    mode: str | None
+    rows_written: int
+    channel: str | None
+    atomic: bool | None = None
+
+    model_config = {"populate_by_name": True}
+
+
+class DdlReport(BaseModel):
+    step_id: str
+    sql: str
+    executed: bool
+    channel: str | None = None
+
+
+class ParityRow(BaseModel):
+    path: str
+    host_sha256: str | None
+    sandbox_sha256: str | None
+    match: bool
+
+
+class RunReport(BaseModel):
+    report_version: str = REPORT_VERSION
+    run_id: str
+    pipeline: str
+    file: str | None = None
+    manifest_fingerprint: str
+    target: str
+    status: Literal["success", "failure", "cancelled"] = "failure"
+    duration_ms: float | None = None
+    steps: list[StepReport]
+    writes: list[WriteReport] = Field(default_factory=list)
+    ddl: list[DdlReport] = Field(default_factory=list)
+    parity: list[ParityRow] = Field(default_factory=list)
+    hash_parity: bool = False
+    error: dict[str, str] | None = None
+    artifacts: list[str] = Field(default_factory=list)
+    skipped_artifacts: list[dict[str, Any]] = Field(default_factory=list)
+    bytes_uploaded: int = 0
+
+    @property
+    def rows_read(self) -> int:
+        return sum(s.rows_out or 0 for s in self.steps if not s.needs and s.status == "success")
+
+    @property
+    def rows_written(self) -> int:
+        return sum(w.rows_written for w in self.writes)
+
+    def step(self, step_id: str) -> StepReport | None:
+        return next((s for s in self.steps if s.id == step_id), None)
+
+
+def new_report(manifest: dict, run_id: str, fingerprint: str, target: str, file: str | None) -> RunReport:
+    steps = [StepReport(id=s["id"], component=s["component"], needs=s["needs"]) for s in manifest["steps"]]
+    return RunReport(
+        run_id=run_id,
+        pipeline=manifest["pipeline"]["id"],
+        file=file,
+        manifest_fingerprint=fingerprint,
+        target=target,
+        steps=steps,
+    )
+
+
+def apply(report: RunReport, event: dict[str, Any]) -> None:
+    """Fold one (already redacted) worker event into the report."""
+    name = event.get("event")
+    step = report.step(event.get("step_id", "")) if event.get("step_id") else None
+    if name == "step_start" and step:
+        step.status = "running"
+    elif name == "step_complete" and step:
+        step.status = "success"
+        step.rows_in, step.rows_out = event.get("rows_in"), event.get("rows_out")
+        step.duration_ms, step.fingerprint = event.get("duration_ms"), event.get("fingerprint")
+    elif name == "step_failed" and step:
+        step.status = "failed"
+        step.error = {k: str(event.get(k, "")) for k in ("error_type", "message", "hint")}
+    elif name == "write.complete" and step:
+        report.writes.append(
+            WriteReport(
+                step_id=step.id,
+                table=event.get("table"),
+                schema=event.get("schema"),
+                mode=event.get("mode"),
+                rows_written=int(event.get("rows_written", 0)),
+                channel=event.get("channel_used"),
+                atomic=event.get("atomic"),
+            )
+        )
+    elif name in ("table.ddl_planned", "table.ddl_executed") and step:
+        existing = next((d for d in report.ddl if d.step_id == step.id and d.sql == event.get("sql")), None)
+        if existing:
+            existing.executed = existing.executed or bool(event.get("executed"))
+        else:
+            report.ddl.append(
+                DdlReport(
+                    step_id=step.id,
+                    sql=str(event.get("sql", "")),
+                    executed=bool(event.get("executed")),
+                    channel=event.get("channel"),
+                )
+            )
+    elif name == "run_complete":
+        report.duration_ms = event.get("duration_ms")
+        if event.get("status") == "success":
+            report.status = "success"
+
+
+def check_parity(report: RunReport, host: dict[str, str], verified: dict[str, str | None]) -> None:
+    """Compare the host's hashes with what the worker says it received; every host file must match."""
+    rows = []
+    for path in sorted(set(host) | set(verified)):
+        if not (path.endswith(".py") or path.endswith(".json")) or path == "bundle.json":
+            continue
+        rows.append(
+            ParityRow(
+                path=path,
+                host_sha256=host.get(path),
+                sandbox_sha256=verified.get(path),
+                match=host.get(path) is not None and host.get(path) == verified.get(path),
+            )
+        )
+    report.parity = rows
+    report.hash_parity = bool(rows) and all(r.match for r in rows)
+
+
+def finish(report: RunReport, cancelled: bool = False) -> None:
+    """Steps that never started are `skipped`; the status is success only if every step succeeded."""
+    for step in report.steps:
+        if step.status in ("pending", "running"):
+            step.status = "skipped" if step.status == "pending" else "failed"
+    if cancelled:
+        report.status = "cancelled"
+    elif report.status == "success" and not (
+        report.hash_parity and all(s.status == "success" for s in report.steps)
+    ):
+        report.status = "failure"
