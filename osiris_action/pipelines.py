@@ -9,13 +9,16 @@ import glob
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from osiris_action import connections as conns
-from osiris_action.compile import Compiled, compile_document
 from osiris_action.diagnostics import Diagnostic, Span, has_errors
 from osiris_action.errors import UsageError
 from osiris_action.oml.load import Document, load_file
 from osiris_action.oml.validate import validate
+
+if TYPE_CHECKING:  # compile pulls in pydantic (~0.1 s); `validate` never needs it
+    from osiris_action.compile import Compiled
 
 _LOOKS_LIKE_OML = re.compile(rb"^(oml_version|steps)\s*:", re.M)
 
@@ -99,6 +102,8 @@ class Checker:
         return checked
 
     def compile(self, path: Path, params: dict[str, str] | None = None) -> Checked:
+        from osiris_action.compile import compile_document
+
         checked = self.check(path)
         if checked.ok:
             result = compile_document(checked.document, params)

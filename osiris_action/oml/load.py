@@ -10,6 +10,8 @@ and a span for every key and value.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ _resolver = yaml.resolver.Resolver()
 _constructor = yaml.constructor.SafeConstructor()
 
 Path_ = tuple[Any, ...]
+_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
 
 
 @dataclass
@@ -40,6 +43,11 @@ class Document:
     data: Any = None
     values: dict[Path_, Span] = field(default_factory=dict)
     keys: dict[Path_, Span] = field(default_factory=dict)
+
+    @functools.cached_property
+    def lines(self) -> list[str]:
+        """The source lines as YAML counts them, so that `lines[span.line - 1]` is the line libyaml meant."""
+        return _BREAK.split(self.text)
 
     def span(self, path: Path_, part: str = "value") -> Span:
         """The span of the value (or key) at `path`; falls back to the nearest enclosing node."""
@@ -64,15 +72,32 @@ def _span(start, end) -> Span:
     return Span(start.line + 1, start.column + 1, end.line + 1, end.column + 1)
 
 
+_SCALAR_TAGS = frozenset(
+    "tag:yaml.org,2002:" + name for name in ("null", "bool", "int", "float", "str", "timestamp", "binary")
+)
+
+
 def _scalar(event: ev.ScalarEvent) -> Any:
+    """The Python value of a scalar, as `safe_load` gives it; dates become ISO strings, bytes text.
+
+    Only scalar constructors run: SafeConstructor's `!!map`/`!!omap`/`!!set` constructors are
+    generators that would put a generator object into the data, and a bad explicit tag such as
+    `!!timestamp 'x'` makes its constructor fail with an arbitrary exception: that is a YAML error.
+    """
     tag = event.tag
     if tag is None or tag == "!":
         tag = _resolver.resolve(ScalarNode, event.value, event.implicit)
+    if tag not in _SCALAR_TAGS:
+        return event.value
     node = ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
-    if tag in _constructor.yaml_constructors:
+    try:
         value = _constructor.yaml_constructors[tag](_constructor, node)
-    else:
-        value = event.value
+    except (yaml.YAMLError, ValueError, TypeError, AttributeError, KeyError, OverflowError) as exc:
+        kind = tag.rsplit(":", 1)[-1]
+        raise yaml.MarkedYAMLError(
+            problem=f"cannot read {event.value!r} as !!{kind} ({type(exc).__name__})",
+            problem_mark=event.start_mark,
+        ) from exc
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
     if isinstance(value, bytes):
@@ -143,13 +168,13 @@ class _Builder:
                 self._spend(1, event)
                 value = _scalar(event)
                 span = _span(event.start_mark, event.end_mark)
+                if event.anchor:
+                    self.anchors[event.anchor] = (value, 1)
                 if stack and isinstance(stack[-1][0], dict) and stack[-1][2] is _NO_KEY:
                     self._set_key(stack[-1], value, span, event)
                     continue
                 if path is not None:
                     self.doc.values[path] = span
-                if event.anchor:
-                    self.anchors[event.anchor] = (value, 1)
                 if not self._attach(stack, value, 1, span):
                     root, have_root = value, True
                 continue

@@ -38,11 +38,12 @@ def check_query(query: str, provided: set[str]) -> list[SqlFinding]:
     result = json.loads(raw)
     if result.get("error"):
         if result.get("error_type") == "parser":
-            offset = int(result.get("position") or 0)
+            offset = _char_offset(query, int(result.get("position") or 0))
+            near = re.search(r'at or near "(.+)"', result.get("error_message", ""))
             return [
                 SqlFinding(
                     offset,
-                    1,
+                    len(near.group(1)) if near and query.startswith(near.group(1), offset) else 1,
                     "error",
                     "OML060",
                     f"DuckDB syntax error: {result['error_message']}",
@@ -58,6 +59,7 @@ def check_query(query: str, provided: set[str]) -> list[SqlFinding]:
     for name, offset in tables:
         if name.lower() in known or name.lower() in ctes:
             continue
+        offset = _char_offset(query, offset)
         available = ", ".join(sorted(provided)) or "none (this step has no inputs)"
         findings.append(
             SqlFinding(
@@ -70,6 +72,11 @@ def check_query(query: str, provided: set[str]) -> list[SqlFinding]:
             )
         )
     return findings
+
+
+def _char_offset(query: str, byte_offset: int) -> int:
+    """DuckDB reports positions in UTF-8 bytes; the YAML text is indexed by characters."""
+    return len(query.encode("utf-8")[:byte_offset].decode("utf-8", errors="ignore"))
 
 
 def _statement_check(query: str) -> list[SqlFinding]:
@@ -116,7 +123,7 @@ def _offset_from_message(query: str, message: str) -> int:
 def _walk(node, ctes: set[str], tables: list[tuple[str, int]]) -> None:
     if isinstance(node, dict):
         if node.get("type") == "BASE_TABLE" and node.get("table_name"):
-            tables.append((node["table_name"], int(node.get("query_location") or 0)))
+            tables.append((node["table_name"], int(node.get("query_location") or 0)))  # UTF-8 bytes
         cte_map = node.get("cte_map")
         if isinstance(cte_map, dict):
             ctes.update(str(entry.get("key", "")).lower() for entry in cte_map.get("map", []))
@@ -128,23 +135,46 @@ def _walk(node, ctes: set[str], tables: list[tuple[str, int]]) -> None:
 
 
 def locate(doc: Document, path: tuple, query: str, offset: int, length: int = 1) -> Span:
-    """The file position of character `offset` of the scalar at `path` (plain, quoted or block)."""
+    """The file position of character `offset` of the scalar at `path`, in any YAML scalar style.
+
+    YAML changes only white space (folding, indentation), quotes and escapes between the source and the
+    value, so walking both in step and skipping those characters in the source lands on the character
+    that produced value[offset]. Where the two cannot be aligned (an escape like `\\n`), the start of the
+    value is the honest answer.
+    """
     start = doc.span(path)
-    lines = doc.text.splitlines()
-    if start.line - 1 >= len(lines):
+    lines = doc.lines
+    if not 0 < start.line <= len(lines):
         return start
-    header = lines[start.line - 1][start.col - 1 :]
-    row = query.count("\n", 0, offset)
-    col = offset - (query.rfind("\n", 0, offset) + 1)
-    if header[:1] in ("|", ">"):
-        if header[:1] == ">":
-            return Span(start.line + 1, start.col)
-        body = lines[start.line :]
-        indent = next((len(t) - len(t.lstrip(" ")) for t in body if t.strip()), 0)
-        line = start.line + 1 + row
-        return Span(line, indent + col + 1, line, indent + col + 1 + length)
-    if row == 0:
-        shift = 1 if header[:1] in ("'", '"') else 0
-        first = start.col + shift + col
-        return Span(start.line, first, start.line, first + length)
-    return start
+    style = lines[start.line - 1][start.col - 1 : start.col]
+    skip = " \t\r\n"
+    if style in ("|", ">"):
+        row, col = start.line + 1, 1
+    elif style in ("'", '"'):
+        row, col = start.line, start.col + 1
+        skip += "'" if style == "'" else "\\"
+    else:
+        row, col = start.line, start.col
+    last = min(start.end_line or len(lines), len(lines))
+
+    def char() -> str:
+        line = lines[row - 1]
+        return line[col - 1] if col <= len(line) else "\n"
+
+    def advance() -> None:
+        nonlocal row, col
+        row, col = (row, col + 1) if col <= len(lines[row - 1]) else (row + 1, 1)
+
+    for index, wanted in enumerate(query[: offset + 1]):
+        while row <= last and char() != wanted:
+            if char() not in skip:
+                return start
+            advance()
+        if row > last:
+            return start
+        if index == offset:
+            break
+        advance()
+    if row > last:
+        return start
+    return Span(row, col, row, col + max(length, 1))
