@@ -18,7 +18,6 @@ from osiris_action.errors import OsirisError
 from osiris_action.manifest import canonical_bytes
 
 WORKER = Path(__file__).with_name("worker.py")
-LOCK_FILE = Path(__file__).resolve().parent.parent / "requirements.lock"
 DATA = "data"
 
 
@@ -120,18 +119,21 @@ def _filesystem(
 
 
 def requirements_for(manifest: dict[str, Any]) -> str:
-    """Pinned requirements for the imports the manifest's drivers declare, from the project's lock file."""
+    """Requirements pinned to the versions this host runs, for the imports the manifest's drivers need."""
+    from importlib.metadata import PackageNotFoundError, version
+
     imports = {"duckdb", "pyarrow"}  # the worker's own needs: Arrow tables and fingerprints
     for step in manifest["steps"]:
         imports.update(components.get(step["component"]).spec.get("requires", []))
     distributions = {name.replace("_", "-").lower() for name in imports}
-    distributions |= {"adbc-driver-manager"} if "adbc-driver-postgresql" in distributions else set()
-    distributions |= {"psycopg-binary"} if "psycopg" in distributions else set()
-    pins = {}
-    if LOCK_FILE.is_file():
-        for line in LOCK_FILE.read_text().splitlines():
-            if "==" in line and not line.startswith((" ", "#")):
-                name, version = line.split("==", 1)
-                pins[name.strip().lower()] = version.split()[0].rstrip("\\").strip()
-    lines = [f"{name}=={pins[name]}" if name in pins else name for name in sorted(distributions)]
+    if "adbc-driver-postgresql" in distributions:
+        distributions.add("adbc-driver-manager")
+    if "psycopg" in distributions:
+        distributions.add("psycopg-binary")
+    lines = []
+    for name in sorted(distributions):
+        try:
+            lines.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:
+            lines.append(name)
     return "\n".join(lines) + "\n"
