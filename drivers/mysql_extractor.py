@@ -2,6 +2,24 @@
 
 from __future__ import annotations
 
+import re
+
+from osiris_drivers._common import StepContext, StepError
+from osiris_drivers._mysql import (
+    CX_SESSION,
+    Column,
+    columns_from_fields,
+    connect,
+    connection_params,
+    connectorx_url,
+    error_from,
+    json_column_names,
+    normalise_batch,
+    qualified,
+    quote_ident,
+    rows_to_batch,
+)
+
 _CONNECTION = {
     "host": {"type": "string", "minLength": 1},
     "port": {"type": "integer", "minimum": 1, "maximum": 65535},
@@ -44,3 +62,156 @@ SPEC = {
     "requires": ["connectorx", "pyarrow", "pymysql"],
     "helpers": ["_mysql.py"],
 }
+
+DUPLICATE_COLUMN = 1060
+PROBE_END = "\n) AS osiris_probe LIMIT 0"
+MAX_LIMIT = 18446744073709551615  # MySQL has no OFFSET without LIMIT; this is its documented "all rows"
+
+
+def run(step: dict, inputs: dict, ctx: StepContext):
+    """Read the table or query into one Arrow table with the exact types of its columns.
+
+    A PyMySQL probe (`LIMIT 0`, no rows) comes first: it gives the column metadata the types are built
+    from, and it turns a wrong host, password, database or SQL into a clear error in milliseconds, where
+    connectorx would retry for 30 s and then report something terse. connectorx then streams the rows
+    (11x faster than PyMySQL). A query whose columns connectorx cannot carry exactly (DECIMAL beyond 18
+    integer digits or scale 10, a NULL-typed column) is read through PyMySQL instead, which is exact.
+    """
+    config = step["config"]
+    params = connection_params(config, ctx.connection)
+    schema = config.get("schema") or (ctx.connection or {}).get("schema")
+    conn = connect(params)
+    try:
+        with conn.cursor() as cursor:
+            if config.get("query"):
+                _refuse_table_options(config)
+                sql = config["query"].strip().rstrip(";").strip()
+                columns = _probe(cursor, sql, params, "running the query")
+            else:
+                target = f"table {qualified(schema or params['database'], config['table'])}"
+                names = config.get("columns") or ["*"]
+                projection = ", ".join("*" if n == "*" else quote_ident(n) for n in names)
+                source = qualified(schema, config["table"])
+                columns = _probe(cursor, f"SELECT {projection} FROM {source}", params, f"reading {target}")
+                sql = _table_select(cursor, columns, source, schema or params["database"], config)
+    finally:
+        conn.close()
+
+    batch_size = config.get("batch_size") or 10000
+    if any(column.as_text for column in columns) and config.get("query"):
+        reader = "pymysql"
+        table = _read_pymysql(params, sql, columns, batch_size)
+    else:
+        reader = "connectorx"
+        table = _read_connectorx(params, sql, columns, batch_size)
+    ctx.report("extract.complete", rows=table.num_rows, columns=table.num_columns, reader=reader)
+    return table
+
+
+def _refuse_table_options(config: dict) -> None:
+    given = [key for key in ("table", "columns", "limit") if config.get(key)] + (
+        ["offset"] if config.get("offset") else []
+    )
+    if given:
+        raise StepError(
+            f"mysql.extractor got both `query` and {', '.join(f'`{k}`' for k in given)}.",
+            "Use either `query` (and write columns, LIMIT and OFFSET in it) or `table` with "
+            "`columns`, `limit` and `offset`.",
+        )
+
+
+def _probe(cursor, sql: str, params: dict, doing: str) -> list[Column]:
+    """The result's columns, from the server's metadata of the query wrapped with `LIMIT 0`."""
+    import pymysql
+
+    try:
+        # Unmerged, the derived table keeps each column's source table, which the JSON check needs.
+        cursor.execute("SET SESSION optimizer_switch = 'derived_merge=off'")
+        cursor.execute(f"SELECT * FROM ({sql}{PROBE_END}")
+        fields = cursor._result.fields  # PyMySQL's description drops the flags and charset we need
+        json_names = json_column_names(cursor, fields, params["database"])
+    except pymysql.MySQLError as exc:
+        if exc.args and exc.args[0] == DUPLICATE_COLUMN:
+            raise StepError(
+                f"The query returns more than one column named {exc.args[1].split(chr(39))[1]!r}.",
+                "Give every selected column a unique name with AS; an Arrow table needs unique names.",
+            ) from None
+        if len(exc.args) == 2:  # the server quotes SQL near an error: show the user's, not the wrapper
+            exc.args = (exc.args[0], str(exc.args[1]).replace(PROBE_END, ""))
+        raise error_from(exc, params, doing) from None
+    return columns_from_fields(fields, json_names)
+
+
+def _table_select(cursor, columns: list[Column], source: str, database: str, config: dict) -> str:
+    """SELECT with backtick-quoted names; exact-only columns as text, paged rows in primary-key order."""
+    projection = ", ".join(
+        f"CAST({quote_ident(c.name)} AS CHAR) AS {quote_ident(c.name)}" if c.as_text else quote_ident(c.name)
+        for c in columns
+    )
+    sql = f"SELECT {projection} FROM {source}"
+    limit, offset = config.get("limit"), config.get("offset") or 0
+    if limit is None and not offset:
+        return sql
+    cursor.execute(
+        "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = %s "
+        "AND TABLE_NAME = %s AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION",
+        (database, config["table"]),
+    )
+    keys = [row[0] for row in cursor.fetchall()]
+    if keys:  # without an order, LIMIT/OFFSET pages are whatever the plan happens to scan
+        sql += " ORDER BY " + ", ".join(quote_ident(k) for k in keys)
+    return f"{sql} LIMIT {limit if limit is not None else MAX_LIMIT} OFFSET {offset}"
+
+
+def _read_connectorx(params: dict, sql: str, columns: list[Column], batch_size: int):
+    import connectorx
+    import pyarrow as pa
+
+    schema = pa.schema([column.field() for column in columns])
+    try:
+        reader = connectorx.read_sql(
+            connectorx_url(params),
+            sql,
+            return_type="arrow_stream",
+            batch_size=batch_size,
+            pre_execution_query=CX_SESSION,
+        )
+        batches = [normalise_batch(batch, columns) for batch in reader]
+    except StepError:
+        raise
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # connectorx raises pyo3's PanicException, which is a BaseException
+        raise _connectorx_error(exc, params) from None
+    return pa.Table.from_batches(batches, schema=schema)
+
+
+def _read_pymysql(params: dict, sql: str, columns: list[Column], batch_size: int):
+    import pyarrow as pa
+    import pymysql
+
+    conn = connect(params, cursorclass=pymysql.cursors.SSCursor)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(sql)
+            batches = []
+            while rows := cursor.fetchmany(batch_size):
+                batches.append(rows_to_batch(rows, columns))
+    except pymysql.MySQLError as exc:
+        raise error_from(exc, params, "running the query") from None
+    finally:
+        conn.close()
+    return pa.Table.from_batches(batches, schema=pa.schema([column.field() for column in columns]))
+
+
+def _connectorx_error(exc: BaseException, params: dict) -> StepError:
+    text = str(exc)
+    if match := re.search(r"Couldn't convert the value `(\w+)\((.*?)\)` to", text):
+        kind, value = match.group(1), match.group(2).strip("\"'")
+        return StepError(
+            f"connectorx could not convert the {kind.upper()} value {value} read from MySQL at "
+            f"{params['host']}:{params['port']}.",
+            "TIME outside 00:00:00–23:59:59 and zero dates have no Arrow equivalent: select "
+            "TIME_TO_SEC(col), or CAST(col AS CHAR), or NULLIF(col, '0000-00-00') in a query.",
+        )
+    return error_from(exc, params, "reading rows")

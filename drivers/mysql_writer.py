@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import tempfile
+import uuid
+
+from osiris_drivers._common import StepContext, StepError
+from osiris_drivers._mysql import connect, connection_params, error_from, qualified, quote_ident
 from osiris_drivers.mysql_extractor import _CONNECTION
 
 SPEC = {
@@ -39,3 +44,374 @@ SPEC = {
     "requires": ["pyarrow", "pymysql"],
     "helpers": ["_mysql.py", "mysql_extractor.py"],
 }
+
+DUPLICATE_KEY = 1062
+BAD_VALUE = {1264, 1265, 1292, 1366, 1406}  # out of range, truncated, incorrect value, too long
+
+# Arrow type → MySQL column type for `create_table`. Parameterised types (decimal, timestamp, time, fixed
+# binary) and JSON-marked strings are decided in `_column_type`.
+DDL_TYPES = {
+    "bool": "TINYINT(1)",
+    "int8": "TINYINT",
+    "int16": "SMALLINT",
+    "int32": "INT",
+    "int64": "BIGINT",
+    "uint8": "TINYINT UNSIGNED",
+    "uint16": "SMALLINT UNSIGNED",
+    "uint32": "INT UNSIGNED",
+    "uint64": "BIGINT UNSIGNED",
+    "halffloat": "FLOAT",
+    "float": "FLOAT",
+    "double": "DOUBLE",
+    "date32[day]": "DATE",
+    "date64[ms]": "DATE",
+    "string": "LONGTEXT",
+    "large_string": "LONGTEXT",
+    "string_view": "LONGTEXT",
+    "binary": "LONGBLOB",
+    "large_binary": "LONGBLOB",
+    "binary_view": "LONGBLOB",
+    "null": "LONGTEXT",
+}
+# A key column must have a bounded length: TEXT and BLOB cannot be part of a PRIMARY KEY.
+KEY_TYPES = {"LONGTEXT": "VARCHAR(255)", "LONGBLOB": "VARBINARY(255)", "JSON": "VARCHAR(255)"}
+TABLE_OPTIONS = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+
+# How rows reach the server: LOAD DATA LOCAL INFILE of an Arrow-written CSV is the bulk path; multi-row
+# INSERTs are the fallback for servers with local_infile off.
+LOAD_DATA = (
+    "LOAD DATA LOCAL INFILE {path} INTO TABLE {table} CHARACTER SET utf8mb4 "
+    "FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '' LINES TERMINATED BY '\\n' "
+    "({targets}){assignments}"
+)
+CSV_NULL = "NULL"  # written unquoted; every string is quoted, so the text 'NULL' stays text
+
+
+def run(step: dict, inputs: dict, ctx: StepContext) -> None:
+    """Write the input table in one transaction: a failure anywhere leaves the table as it was.
+
+    replace deletes and inserts inside the same transaction (so does truncate_before: TRUNCATE would
+    commit on its own); upsert loads a temporary copy and applies INSERT ... ON DUPLICATE KEY UPDATE from
+    it. LOAD DATA LOCAL turns duplicate keys and bad values into warnings instead of errors, so any
+    warning rolls the load back and fails the step. A table this step created is dropped again on failure.
+    """
+    import pyarrow as pa
+    import pymysql
+
+    config = step["config"]
+    data = _input_table(inputs, step["id"])
+    params = connection_params(config, ctx.connection)
+    schema = config.get("schema") or (ctx.connection or {}).get("schema") or params["database"]
+    name, mode = config["table"], config.get("mode") or "append"
+    keys = list(config.get("upsert_keys") or [])
+    if mode == "upsert" and not keys:
+        raise StepError(
+            f"mysql.writer step '{step['id']}' is in upsert mode but names no upsert_keys.",
+            "List the key columns under upsert_keys (they need a PRIMARY KEY or UNIQUE index).",
+        )
+    target = qualified(schema, name)
+    conn = connect(params, local_infile=True, autocommit=False)
+    created = False
+    try:
+        with conn.cursor() as cursor:
+            existing = _table_columns(cursor, schema, name)
+            exists = existing is not None
+            if not exists:
+                if not config.get("create_table"):
+                    raise StepError(
+                        f"Table {target} does not exist on MySQL at {params['host']}:{params['port']}.",
+                        "Create it first, or set create_table: true to create it from the input's columns.",
+                    )
+                ddl = create_table_sql(target, data.schema, keys)
+                ddl_event = _plan_ddl(ctx, ddl, schema, name)
+                if not ctx.plan_only:
+                    cursor.execute(ddl)  # DDL commits by itself in MySQL: on failure the table is dropped
+                    created = exists = True
+                    ctx.report("table.ddl_executed", **ddl_event, executed=True, channel="pymysql")
+                existing = data.schema.names
+            _check_columns(data.schema.names, existing, target, keys)
+            if mode == "upsert" and exists:
+                _check_unique_key(cursor, schema, name, keys, target)
+            if ctx.plan_only:
+                ctx.report(
+                    "write.complete",
+                    table=name,
+                    schema=schema,
+                    mode=mode,
+                    rows_written=0,
+                    channel_used="none",
+                    plan_only=True,
+                )
+                return None
+
+            cursor.execute("SELECT @@local_infile")
+            method = "load_data" if cursor.fetchone()[0] else "insert"
+            stats: dict = {}
+            conn.begin()
+            if mode == "replace" or config.get("truncate_before"):
+                stats["rows_deleted"] = cursor.execute(f"DELETE FROM {target}")
+            if mode == "upsert":
+                written, inserted = _upsert(cursor, target, data, keys, method, config["batch_size"])
+                stats.update(rows_inserted=inserted, rows_updated=written - inserted)
+            else:
+                written = copy_rows(cursor, target, data, method, config["batch_size"])
+            conn.commit()
+    except BaseException as exc:
+        _undo(conn, created, target)
+        if isinstance(exc, pymysql.MySQLError):
+            raise error_from(exc, params, f"writing to {target}", hint=_hint(exc)) from None
+        if isinstance(exc, pa.ArrowException):
+            raise StepError(
+                f"The input of step '{step['id']}' cannot be written as CSV for MySQL: {exc}.",
+                "Cast the column to a plain type (text, number, date) in an upstream duckdb step.",
+            ) from None
+        raise
+    finally:
+        conn.close()
+    channel = "pymysql_load_data" if method == "load_data" else "pymysql_insert"
+    ctx.report(
+        "write.complete",
+        table=name,
+        schema=schema,
+        mode=mode,
+        rows_written=written,
+        channel_used=channel,
+        **stats,
+    )
+    return None
+
+
+def create_table_sql(target: str, schema, keys: list[str]) -> str:
+    """CREATE TABLE from the Arrow schema; the upsert keys become the PRIMARY KEY."""
+    lowered = {key.lower() for key in keys}
+    lines = []
+    for field in schema:
+        is_key = field.name.lower() in lowered
+        null = " NOT NULL" if is_key or not field.nullable else ""
+        lines.append(f"  {quote_ident(field.name)} {_column_type(field, is_key)}{null}")
+    if keys:
+        lines.append(f"  PRIMARY KEY ({', '.join(quote_ident(key) for key in keys)})")
+    return f"CREATE TABLE {target} (\n" + ",\n".join(lines) + f"\n) {TABLE_OPTIONS}"
+
+
+def copy_rows(cursor, target: str, data, method: str, batch_size: int) -> int:
+    """Send every row into `target`; returns the rows the server reports as inserted."""
+    if data.num_rows == 0:
+        return 0
+    data = _plain(data)
+    if method == "insert":
+        return _insert_rows(cursor, target, data, batch_size)
+    return _load_rows(cursor, target, data)
+
+
+def _input_table(inputs: dict, step_id: str):
+    if not inputs:
+        raise StepError(
+            f"mysql.writer step '{step_id}' has no input to write.",
+            "List the step that produces the rows under `needs`.",
+        )
+    return next(iter(inputs.values()))
+
+
+def _table_columns(cursor, schema: str, name: str) -> list[str] | None:
+    cursor.execute(
+        "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
+        "ORDER BY ORDINAL_POSITION",
+        (schema, name),
+    )
+    return [row[0] for row in cursor.fetchall()] or None
+
+
+def _plan_ddl(ctx: StepContext, ddl: str, schema: str, name: str) -> dict:
+    path = ctx.artifacts_dir / "ddl.sql"
+    path.write_text(ddl + ";\n", encoding="utf-8")
+    event = {"table": name, "schema": schema, "sql": ddl, "ddl_path": str(path)}
+    ctx.report("table.ddl_planned", **event, executed=False)
+    return event
+
+
+def _column_type(field, is_key: bool) -> str:
+    import pyarrow as pa
+
+    kind = field.type
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    if (field.metadata or {}).get(b"osiris.type") == b"json":
+        sql = "JSON"
+    elif pa.types.is_decimal(kind):
+        if kind.precision > 65 or kind.scale > 30:
+            raise StepError(
+                f"Column '{field.name}' is {kind}: MySQL's DECIMAL holds at most 65 digits, 30 of them "
+                "after the point.",
+                "Round or cast the column in an upstream step, or create the table yourself.",
+            )
+        sql = f"DECIMAL({kind.precision},{kind.scale})"
+    elif pa.types.is_timestamp(kind):
+        sql = "DATETIME" if kind.unit == "s" else "DATETIME(6)"
+    elif pa.types.is_time(kind):
+        sql = "TIME" if kind.unit == "s" else "TIME(6)"
+    elif pa.types.is_fixed_size_binary(kind) and kind.byte_width <= 255:
+        sql = f"BINARY({kind.byte_width})"
+    elif str(kind) in DDL_TYPES:
+        sql = DDL_TYPES[str(kind)]
+    else:
+        raise StepError(
+            f"Column '{field.name}' has the Arrow type {kind}, which has no MySQL column type here.",
+            "Convert it in an upstream duckdb step (e.g. to_json(col) for lists and structs).",
+        )
+    return KEY_TYPES.get(sql, sql) if is_key else sql
+
+
+def _check_columns(names: list[str], existing: list[str], target: str, keys: list[str]) -> None:
+    known = {column.lower() for column in existing}
+    unknown = [name for name in names if name.lower() not in known]
+    if unknown:
+        raise StepError(
+            f"Table {target} has no column {', '.join(map(repr, unknown))}; its columns are "
+            f"{', '.join(existing)}.",
+            "Rename or drop those columns in an upstream step, or add them to the table.",
+        )
+    sent = {name.lower() for name in names}
+    missing_keys = [key for key in keys if key.lower() not in sent]
+    if missing_keys:
+        raise StepError(
+            f"The upsert key {', '.join(map(repr, missing_keys))} is not a column of the input.",
+            "upsert_keys must name columns that the input table has.",
+        )
+
+
+def _check_unique_key(cursor, schema: str, name: str, keys: list[str], target: str) -> None:
+    """ON DUPLICATE KEY UPDATE matches on the table's unique indexes, so one must be exactly the keys."""
+    cursor.execute(
+        "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = %s "
+        "AND TABLE_NAME = %s AND NON_UNIQUE = 0",
+        (schema, name),
+    )
+    indexes: dict[str, set[str]] = {}
+    for index, column in cursor.fetchall():
+        indexes.setdefault(index, set()).add(column.lower())
+    if {key.lower() for key in keys} not in indexes.values():
+        raise StepError(
+            f"Table {target} has no PRIMARY KEY or UNIQUE index on exactly ({', '.join(keys)}), which "
+            "upsert needs to find existing rows.",
+            f"Add one (ALTER TABLE {target} ADD UNIQUE ({', '.join(quote_ident(k) for k in keys)})), or "
+            "change upsert_keys to the columns of an existing unique key.",
+        )
+
+
+def _upsert(cursor, target: str, data, keys: list[str], method: str, batch_size: int) -> tuple[int, int]:
+    """Load into a temporary copy of the table, then merge it; returns (rows written, rows inserted)."""
+    stage = quote_ident(f"osiris_stage_{uuid.uuid4().hex[:12]}")
+    cursor.execute(f"CREATE TEMPORARY TABLE {stage} LIKE {target}")  # temporary: no implicit commit
+    try:
+        written = copy_rows(cursor, stage, data, method, batch_size)
+        on = " AND ".join(f"s.{quote_ident(k)} = t.{quote_ident(k)}" for k in keys)
+        cursor.execute(f"SELECT COUNT(*) FROM {stage} AS s JOIN {target} AS t ON {on}")
+        matched = cursor.fetchone()[0]
+        columns = ", ".join(quote_ident(name) for name in data.schema.names)
+        lowered = {key.lower() for key in keys}
+        updates = [quote_ident(n) for n in data.schema.names if n.lower() not in lowered] or [
+            quote_ident(keys[0])
+        ]
+        cursor.execute(
+            f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {stage} "
+            f"ON DUPLICATE KEY UPDATE {', '.join(f'{c} = VALUES({c})' for c in updates)}"
+        )
+    finally:
+        cursor.execute(f"DROP TEMPORARY TABLE IF EXISTS {stage}")
+    return written, written - matched
+
+
+def _plain(data):
+    """Types both paths can send: UTC wall time for zoned timestamps, microseconds, 0/1 for booleans."""
+    import pyarrow as pa
+
+    columns = []
+    for column in data.columns:
+        kind = column.type
+        if pa.types.is_dictionary(kind):
+            column, kind = column.cast(kind.value_type), kind.value_type
+        if pa.types.is_timestamp(kind) and (kind.tz or kind.unit == "ns"):
+            column = column.cast(pa.timestamp("us" if kind.unit == "ns" else kind.unit), safe=False)
+        elif pa.types.is_time(kind) and kind.unit == "ns":
+            column = column.cast(pa.time64("us"), safe=False)
+        elif pa.types.is_date64(kind):
+            column = column.cast(pa.date32())
+        elif pa.types.is_boolean(kind):
+            column = column.cast(pa.int8())
+        columns.append(column)
+    return pa.Table.from_arrays(columns, names=data.schema.names)
+
+
+def _load_rows(cursor, target: str, data) -> int:
+    """LOAD DATA LOCAL INFILE of a CSV that pyarrow writes; binary columns travel as hex."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    targets, assignments, columns = [], [], []
+    for index, (name, column) in enumerate(zip(data.schema.names, data.columns, strict=True)):
+        if (
+            pa.types.is_binary(column.type)
+            or pa.types.is_large_binary(column.type)
+            or (pa.types.is_fixed_size_binary(column.type) or pa.types.is_binary_view(column.type))
+        ):
+            targets.append(f"@v{index}")
+            assignments.append(f"{quote_ident(name)} = UNHEX(@v{index})")
+            column = pa.array([None if v is None else v.hex() for v in column.to_pylist()], pa.string())
+        else:
+            targets.append(quote_ident(name))
+        columns.append(column)
+    options = pacsv.WriteOptions(include_header=False, null_string=CSV_NULL, quoting_style="needed")
+    with tempfile.TemporaryDirectory(prefix="osiris_mysql_") as folder:
+        path = f"{folder}/rows.csv"
+        pacsv.write_csv(pa.Table.from_arrays(columns, names=data.schema.names), path, options)
+        sql = LOAD_DATA.format(
+            path=cursor.connection.escape(path),
+            table=target,
+            targets=", ".join(targets),
+            assignments=f" SET {', '.join(assignments)}" if assignments else "",
+        )
+        rows = cursor.execute(sql)
+    cursor.execute("SHOW WARNINGS")
+    warnings = [(code, message) for level, code, message in cursor.fetchall() if level != "Note"]
+    if warnings:
+        import pymysql
+
+        code, message = warnings[0]
+        more = f" (and {len(warnings) - 1} more warnings)" if len(warnings) > 1 else ""
+        raise pymysql.err.DataError(code, message + more)
+    return rows
+
+
+def _insert_rows(cursor, target: str, data, batch_size: int) -> int:
+    """Multi-row INSERTs, `batch_size` rows per call (PyMySQL folds executemany into one statement)."""
+    names = ", ".join(quote_ident(name).replace("%", "%%") for name in data.schema.names)
+    sql = f"INSERT INTO {target.replace('%', '%%')} ({names}) VALUES ({', '.join(['%s'] * data.num_columns)})"
+    rows = 0
+    for offset in range(0, data.num_rows, batch_size):
+        chunk = data.slice(offset, batch_size)
+        rows += cursor.executemany(sql, list(zip(*(c.to_pylist() for c in chunk.columns), strict=True)))
+    return rows
+
+
+def _hint(exc) -> str | None:
+    code = exc.args[0] if exc.args else None
+    if code == DUPLICATE_KEY:
+        return (
+            "A row with the same key already exists (or the input repeats a key): use mode upsert with "
+            "upsert_keys, or replace, or remove the duplicates upstream. Nothing was written."
+        )
+    if code in BAD_VALUE:
+        return "A value does not fit its column: cast it upstream or widen the column. Nothing was written."
+    return None
+
+
+def _undo(conn, created: bool, target: str) -> None:
+    """Roll back; and drop a table this step created, so a failed run leaves the database as it found it."""
+    try:
+        conn.rollback()
+        if created:
+            with conn.cursor() as cursor:
+                cursor.execute(f"DROP TABLE IF EXISTS {target}")
+    except Exception:  # the connection may be gone; the original error is the one to report
+        pass
