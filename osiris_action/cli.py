@@ -1,11 +1,14 @@
 """`osiris-action validate | compile | run`: argument parsing and exit codes only.
 
 Exit codes: 0 success, 1 the pipeline has errors or the run failed, 2 usage or unreadable input.
+A YAML syntax error is a finding in a file that was read (1); a file that cannot be read as a pipeline
+at all (missing, binary, empty, not UTF-8, over the size limits: OML004) is unreadable input (2).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -62,15 +65,23 @@ def _print_diagnostics(diags: list[Diagnostic], fmt: str) -> None:
     if fmt == "json":
         sys.stdout.write(format_json(diags))
     elif fmt == "sarif":
-        from osiris_action.docs import rule_titles
+        from osiris_action.codes import rule_titles
 
         sys.stdout.write(format_sarif(diags, rule_titles(), __version__))
     elif fmt == "github":
         from osiris_action.github.annotations import Annotator
 
         Annotator(sys.stdout.write).emit(diags)
-    else:
-        sys.stderr.write(format_text(diags)) if has_errors(diags) else sys.stdout.write(format_text(diags))
+    else:  # the findings are the command's output, on stdout; the one-line summary goes to stderr
+        sys.stdout.write(format_text(diags))
+
+
+def _exit_code(diags: list[Diagnostic]) -> int:
+    from osiris_action.codes import INPUT_CODES
+
+    if any(d.code in INPUT_CODES for d in diags):
+        return 2
+    return 1 if has_errors(diags) else 0
 
 
 def cmd_validate(args) -> int:
@@ -91,7 +102,7 @@ def cmd_validate(args) -> int:
         errors = sum(d.severity == "error" for d in diags)
         warnings = sum(d.severity == "warning" for d in diags)
         print(f"{len(files)} pipeline(s) checked: {errors} error(s), {warnings} warning(s)", file=sys.stderr)
-    return 1 if has_errors(diags) else 0
+    return _exit_code(diags)
 
 
 def cmd_compile(args) -> int:
@@ -102,8 +113,10 @@ def cmd_compile(args) -> int:
     if diags:
         sys.stderr.write(format_text(diags))
     if checked.compiled is None:
-        return 1
-    out = Path(args.out) / checked.compiled.manifest["pipeline"]["id"]
+        return _exit_code(diags) or 1
+    # The name is the user's: never let `name: ../../x` choose where the file goes.
+    folder = re.sub(r"[^A-Za-z0-9_.-]+", "_", checked.compiled.manifest["pipeline"]["id"]).lstrip(".")
+    out = Path(args.out) / (folder or "pipeline")
     out.mkdir(parents=True, exist_ok=True)
     (out / "manifest.json").write_bytes(checked.compiled.data)
     print(f"{out / 'manifest.json'}  {checked.compiled.fingerprint}")

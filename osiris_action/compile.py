@@ -9,7 +9,7 @@ from typing import Any
 from osiris_action import __version__, components
 from osiris_action.diagnostics import Diagnostic
 from osiris_action.manifest import MANIFEST_VERSION, canonical_bytes, fingerprint
-from osiris_action.oml import graph
+from osiris_action.oml import graph, sql
 from osiris_action.oml.load import Document
 
 PARAM_RE = re.compile(r"\$\{params\.([A-Za-z0-9_]+)\}")
@@ -30,26 +30,28 @@ def _params(data: dict, overrides: dict[str, str]) -> dict[str, Any]:
     return values
 
 
-def _substitute(value: Any, params: dict[str, Any], missing: set[str]) -> Any:
+def _substitute(value: Any, params: dict[str, Any], missing: dict[str, tuple], path: tuple) -> Any:
+    """`${params.X}` replaced; a whole-value reference keeps the parameter's type (Osiris makes it a
+    string). Unknown names are collected with the path of their first use, for the diagnostic."""
     if isinstance(value, str):
         whole = PARAM_RE.fullmatch(value)
         if whole:
             if whole.group(1) not in params:
-                missing.add(whole.group(1))
+                missing.setdefault(whole.group(1), (path, value, 0, len(value)))
                 return value
             return params[whole.group(1)]
 
         def one(m: re.Match) -> str:
             if m.group(1) not in params:
-                missing.add(m.group(1))
+                missing.setdefault(m.group(1), (path, value, m.start(), len(m.group(0))))
                 return m.group(0)
             return str(params[m.group(1)])
 
         return PARAM_RE.sub(one, value)
     if isinstance(value, list):
-        return [_substitute(v, params, missing) for v in value]
+        return [_substitute(v, params, missing, (*path, i)) for i, v in enumerate(value)]
     if isinstance(value, dict):
-        return {k: _substitute(v, params, missing) for k, v in value.items()}
+        return {k: _substitute(v, params, missing, (*path, k)) for k, v in value.items()}
     return value
 
 
@@ -57,21 +59,24 @@ def compile_document(doc: Document, params: dict[str, str] | None = None) -> Com
     """Build the manifest of a validated document; returns diagnostics if parameters are unresolved."""
     data = doc.data
     values = _params(data, params or {})
-    missing: set[str] = set()
+    missing: dict[str, tuple] = {}
     steps = [dict(s) for s in data["steps"]]
-    for step in steps:
+    for i, step in enumerate(steps):
+        key = "config" if "config" in step or "with" not in step else "with"
         step.setdefault("component", step.pop("uses", None))
-        step["config"] = _substitute(step.get("config", step.pop("with", None)) or {}, values, missing)
+        step["config"] = _substitute(step.pop(key, None) or {}, values, missing, ("steps", i, key))
     if missing:
         return [
             Diagnostic(
                 doc.file,
-                doc.span(("steps",)),
+                sql.locate(doc, *where),
                 "error",
                 "OML070",
-                f"unresolved parameters: {', '.join(sorted(missing))}",
-                "Define them under `params:` with a default, or pass --param NAME=VALUE.",
+                f"unresolved parameter '{name}'",
+                f"Define it under `params:` with a default (`params: {{{name}: {{default: ...}}}}`), "
+                f"or pass --param {name}=VALUE.",
             )
+            for name, where in sorted(missing.items())
         ]
     needs = graph.effective_needs(steps)
     notices = []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,7 +20,20 @@ MANIFEST_VERSION = "1"
 
 
 def canonical_bytes(obj: Any) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return json.dumps(_plain(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _plain(obj: Any) -> Any:
+    """What JSON can say without ambiguity. YAML allows keys of any scalar type (`1: a`, `true: b`), which
+    `sort_keys` cannot order next to strings, and `.nan`/`.inf`, which are not JSON: keys are spelled as
+    JSON spells them and non-finite numbers as YAML does."""
+    if isinstance(obj, dict):
+        return {k if isinstance(k, str) else json.dumps(_plain(k)): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return ".nan" if math.isnan(obj) else (".inf" if obj > 0 else "-.inf")
+    return obj
 
 
 def fingerprint(data: bytes) -> str:

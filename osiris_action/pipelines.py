@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from osiris_action import connections as conns
-from osiris_action.diagnostics import Diagnostic, Span, has_errors
+from osiris_action.diagnostics import Diagnostic, has_errors
 from osiris_action.errors import UsageError
 from osiris_action.oml.load import Document, load_file
 from osiris_action.oml.validate import validate
@@ -85,13 +85,16 @@ class Checker:
         self.connection_diagnostics: list[Diagnostic] = []
 
     def connections_for(self, pipeline: Path) -> conns.Connections:
+        return self._connections(pipeline)[0]
+
+    def _connections(self, pipeline: Path) -> tuple[conns.Connections, list[Diagnostic]]:
         path = conns.find(self.connections_arg, pipeline.parent)
         key = path.resolve() if path else None
         if key not in self._cache:
             loaded = conns.load(path, display_path(path) if path else None)
             self._cache[key] = loaded
             self.connection_diagnostics += loaded[1]
-        return self._cache[key][0]
+        return self._cache[key]
 
     def check(self, path: Path) -> Checked:
         doc, diags = load_file(path, display_path(path))
@@ -105,6 +108,8 @@ class Checker:
         from osiris_action.compile import compile_document
 
         checked = self.check(path)
+        # A broken connections file (a literal secret, say) stops the compile as it fails `validate`.
+        checked.diagnostics += self._connections(path)[1]
         if checked.ok:
             result = compile_document(checked.document, params)
             if isinstance(result, list):
@@ -113,14 +118,3 @@ class Checker:
                 checked.compiled = result
                 checked.diagnostics += result.notices
         return checked
-
-
-def no_files_diagnostic(arg: str) -> Diagnostic:
-    return Diagnostic(
-        arg,
-        Span(1, 1),
-        "warning",
-        "OML005",
-        "no OML pipeline files found here",
-        "Pipelines are .yaml files with `oml_version:` and `steps:`.",
-    )

@@ -189,7 +189,7 @@ class _Builder:
                     )
                 if len(stack) >= MAX_DEPTH:
                     self.fail(
-                        "OML003",
+                        "OML004",
                         f"the YAML nests deeper than {MAX_DEPTH} levels",
                         _span(event.start_mark, event.end_mark),
                         "A pipeline never needs this depth; flatten the structure.",
@@ -204,7 +204,7 @@ class _Builder:
         self.count += size
         if self.count > MAX_VALUES:
             self.fail(
-                "OML003",
+                "OML004",
                 f"the YAML expands to more than {MAX_VALUES:,} values (aliases repeated too often?)",
                 _span(event.start_mark, event.end_mark),
                 "Remove the repeated '*alias' references; a pipeline file is small.",

@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from osiris_action import components
-from osiris_action.connections import REF, SECRET_FIELDS, Connections
+from osiris_action.connections import ENV_REF, REF, SECRET_FIELDS, Connections
 from osiris_action.diagnostics import Diagnostic, Span
 from osiris_action.oml import graph, sql
 from osiris_action.oml.load import Document
@@ -54,6 +54,18 @@ class _Checker:
             Diagnostic(self.doc.file, span or self.doc.span(path, part), severity, code, message, hint)
         )
 
+    def _start(self, path: tuple) -> Span:
+        """Where something missing from the mapping at `path` belongs: its first character only, since
+        underlining a whole step or file for one absent key helps nobody."""
+        span = self.doc.span(path)
+        return Span(span.line, span.col)
+
+    def _missing_in_config(self, cat: tuple) -> Span:
+        """The `config:` key itself when present, else the start of the step."""
+        if cat in self.doc.keys:
+            return self.doc.keys[cat]
+        return self._start(cat[:-1])
+
     # -- top level -------------------------------------------------------------------------------
     def run(self) -> list[Diagnostic]:
         data = self.doc.data
@@ -93,10 +105,11 @@ class _Checker:
                         "name": "Add `name: my-pipeline`.",
                         "steps": "Add a `steps:` list.",
                     }[key],
-                    span=self._top_span(),
+                    span=self._start(()),
                 )
         self._version(data)
         self._name(data)
+        self._secrets(data, ())
         steps = data.get("steps")
         if "steps" in data and not isinstance(steps, list):
             self.add(
@@ -112,8 +125,18 @@ class _Checker:
             self._steps(steps, data)
         return self.found
 
-    def _top_span(self) -> Span:
-        return Span(1, 1)
+    def _secrets(self, node: Any, path: tuple) -> None:
+        """Secrets anywhere in the file (config, params, metadata), as Osiris's compiler scans for them:
+        a pipeline is committed to git, so any value under a secret-named key is already leaked."""
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if _is_secret(key, value):
+                    self.add((*path, key), "error", "OML048", *_secret_text(str(key), value))
+                else:
+                    self._secrets(value, (*path, key))
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                self._secrets(value, (*path, i))
 
     def _version(self, data: dict) -> None:
         if "oml_version" not in data:
@@ -217,6 +240,7 @@ class _Checker:
                         "component": f"Add `component:`, one of: {', '.join(components.names())}.",
                         "mode": "Add `mode:` read, transform or write.",
                     }[key],
+                    span=self._start(at),
                 )
         for key in step:
             if key not in STEP_KEYS:
@@ -328,8 +352,7 @@ class _Checker:
                         f"unknown dependency '{dep}'",
                         "Name a step id defined in this pipeline." + _suggest(dep, ids),
                     )
-        good = [s for s in steps if isinstance(s, dict) and isinstance(s.get("id"), str) and s["id"] in ids]
-        good = [s for s in good if steps.index(s) == ids[s["id"]]]
+        good = [s for i, s in enumerate(steps) if isinstance(s, dict) and ids.get(s.get("id")) == i]
         effective = {
             sid: [d for d in n if d in ids and d != sid]
             for sid, (n, _) in graph.effective_needs(good).items()
@@ -379,16 +402,7 @@ class _Checker:
                     "key",
                 )
                 continue
-            value = config[name]
-            if str(name).lower() in SECRET_FIELDS and isinstance(value, str) and value:
-                self.add(
-                    (*cat, name),
-                    "error",
-                    "OML048",
-                    f"inline secret in config key '{name}'",
-                    "Move the value into osiris_connections.yaml as `" + name + ": ${ENV_VAR}` and "
-                    "reference the connection with `connection: @family.alias`.",
-                )
+            if _is_secret(name, config[name]):  # reported once, by _secrets
                 continue
             rule = policy.get(name)
             if isinstance(ref, str) and ref.startswith("@") and rule == "forbidden":
@@ -419,18 +433,22 @@ class _Checker:
             for k, v in config.items()
             if k in component.properties
             and k != "connection"
-            and not (str(k).lower() in SECRET_FIELDS and isinstance(v, str))
+            and not _is_secret(k, v)
+            and not _has_param(v)  # `${params.X}` without a default: its type is known only at compile
         }
         for err in component.validator.iter_errors(checked):
             path = tuple(err.absolute_path)
             if err.validator == "required":
                 missing = err.message.split("'")[1]
+                if missing in config:  # present but left out of the check above (secret or parameter)
+                    continue
                 self.add(
                     cat,
                     "error",
                     "OML043",
                     f"missing required config key '{missing}' for component '{component.name}'",
                     f"Add `{missing}:` under config.",
+                    span=self._missing_in_config(cat),
                 )
                 continue
             if err.validator == "additionalProperties":
@@ -444,14 +462,14 @@ class _Checker:
                 if len(present) != 1:
                     names = " or ".join(f"'{k}'" for k in rule["one_of"])
                     message = f"set exactly one of {names}" if present else f"config needs {names}"
-                    path = (*cat, present[1]) if len(present) > 1 else cat
                     self.add(
-                        path,
+                        (*cat, *present[1:2]),
                         "error",
                         "OML044",
                         f"{component.name}: {message}",
                         f"Use `{rule['one_of'][0]}` or `{rule['one_of'][1]}`, not both, not neither.",
-                        "key" if len(present) > 1 else "value",
+                        "key",
+                        span=None if present else self._missing_in_config(cat),
                     )
                 continue
             field, allowed = next(iter(rule["when"].items()))
@@ -505,7 +523,7 @@ class _Checker:
             return
         if self.connections is None:
             return
-        if not self.connections.families:
+        if self.connections.path is None:
             self.add(
                 (*cat, "connection"),
                 "error",
@@ -521,7 +539,9 @@ class _Checker:
                 (*cat, "connection"),
                 "error",
                 "OML052",
-                f"connection {ref} is not defined in {self.connections.document.file}",
+                f"connection {ref} is not defined in {self.connections.document.file}"
+                if self.connections.document
+                else f"connection {ref} is not defined",
                 f"Defined connections: {', '.join(choices) or 'none for this family'}."
                 + _suggest(ref, choices),
             )
@@ -539,6 +559,7 @@ class _Checker:
             f"step has no `connection` and no default {component.families[0]} connection exists",
             f'Add `connection: "@{component.families[0]}.<alias>"` to config, or '
             "mark an alias `default: true` in osiris_connections.yaml.",
+            span=self._missing_in_config(cat),
         )
 
     # -- SQL -------------------------------------------------------------------------------------
@@ -550,8 +571,8 @@ class _Checker:
             if component is None or component.name != "duckdb.processor" or not isinstance(config, dict):
                 continue
             query = config.get("query")
-            if not isinstance(query, str) or not query.strip():
-                continue
+            if not isinstance(query, str) or not query.strip() or _has_param(query):
+                continue  # empty is OML042; with `${params.X}` the SQL is known only at compile
             provided = {
                 name
                 for names in graph.input_names(needs.get(step["id"], []), df_names).values()
@@ -561,6 +582,31 @@ class _Checker:
             for f in sql.check_query(query, provided):
                 span = sql.locate(self.doc, path, query, f.offset, f.length)
                 self.add(path, f.severity, f.code, f.message, f.hint, span=span)
+
+
+def _is_secret(key: Any, value: Any) -> bool:
+    """A value under a secret-named key (password, token, key, ...); empty values and booleans are not."""
+    if not isinstance(key, str) or key.lower() not in SECRET_FIELDS:
+        return False
+    return isinstance(value, str | int | float) and not isinstance(value, bool) and str(value) != ""
+
+
+def _secret_text(key: str, value: Any) -> tuple[str, str]:
+    """Message and hint for OML048: a literal, an `${ENV}` reference (never resolved in a pipeline file,
+    only in the connections file) or a `${params.X}` (which would copy the secret into the manifest)."""
+    move = (
+        f"Put `{key}: ${{ENV_VAR}}` into the connection's entry in osiris_connections.yaml and "
+        'reference it with `connection: "@family.alias"`.'
+    )
+    if isinstance(value, str) and ENV_REF.fullmatch(value.strip()) and not _has_param(value):
+        return f"'{key}' refers to {value.strip()}, but a pipeline file's values are never resolved", move
+    if _has_param(value):
+        return f"'{key}' comes from a parameter, which would write the secret into the manifest", move
+    return f"inline secret in '{key}'", move + " A committed secret is a leaked secret."
+
+
+def _has_param(value: Any) -> bool:
+    return isinstance(value, str) and "${params." in value
 
 
 def _resolve_params(config: dict, data: dict) -> dict:
