@@ -1,0 +1,157 @@
+"""The worker as the sandbox runs it: a real subprocess over a bundle folder, events read back."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from osiris_action.components import DRIVERS_DIR
+from osiris_action.manifest import canonical_bytes
+
+WORKER = Path(__file__).parents[2] / "osiris_action" / "worker.py"
+
+# Test-only drivers, written into the bundle like real ones: the worker cannot tell the difference.
+SOURCE = """
+import pyarrow as pa
+def run(step, inputs, ctx):
+    print("noise a library might print")
+    return pa.table({"n": list(range(step["config"]["rows"]))})
+"""
+DOUBLE = """
+import pyarrow as pa, pyarrow.compute as pc
+def run(step, inputs, ctx):
+    t = inputs["input_df"]
+    assert inputs["df_make_rows"] is t and inputs["make-rows"] is t
+    return t.append_column("twice", pc.multiply(t["n"], 2))
+"""
+SINK = """
+def run(step, inputs, ctx):
+    if step["config"].get("fail"):
+        from osiris_drivers._common import StepError
+        raise StepError("the target refused the rows", "Check the table's constraints.")
+    table = next(iter(inputs.values()))
+    ctx.report("write.complete", table="t", schema="s", mode="append", rows_written=table.num_rows - 1,
+               channel_used="test")
+"""
+
+
+def _step(sid, driver, mode, needs, config, inputs=None):
+    return {
+        "id": sid,
+        "component": f"test.{driver}",
+        "driver": driver,
+        "mode": mode,
+        "needs": needs,
+        "needs_inferred": False,
+        "inputs": inputs or {},
+        "connection": None,
+        "config": config,
+        "files": [f"{driver}.py"],
+    }
+
+
+def make_bundle(root: Path, fail: bool = False) -> str:
+    manifest = {
+        "manifest_version": "1",
+        "oml_version": "0.1.0",
+        "compiler": "test",
+        "pipeline": {"id": "p", "name": "p"},
+        "steps": [
+            _step("make-rows", "source", "extract", [], {"rows": 5}),
+            _step(
+                "double",
+                "double",
+                "transform",
+                ["make-rows"],
+                {},
+                {"make-rows": ["df_make_rows", "input_df", "make-rows"]},
+            ),
+            _step("sink", "sink", "write", ["double"], {"fail": fail}, {"double": ["df_double", "input_df"]}),
+        ],
+    }
+    files = {
+        "worker.py": WORKER.read_bytes(),
+        "manifest.json": canonical_bytes(manifest),
+        "connections.json": b"{}",
+        "osiris_drivers/__init__.py": b"",
+        "osiris_drivers/_common.py": (DRIVERS_DIR / "_common.py").read_bytes(),
+        "osiris_drivers/source.py": SOURCE.encode(),
+        "osiris_drivers/double.py": DOUBLE.encode(),
+        "osiris_drivers/sink.py": SINK.encode(),
+    }
+    listed = {p: hashlib.sha256(d).hexdigest() for p, d in files.items()}
+    files["bundle.json"] = canonical_bytes({"files": listed})
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    return hashlib.sha256(files["bundle.json"]).hexdigest()
+
+
+def run_worker(root: Path, seal: str | None) -> tuple[int, list[dict]]:
+    env = {"PATH": "/usr/bin:/bin"} | ({"OSIRIS_BUNDLE_SHA256": seal} if seal else {})
+    proc = subprocess.run(
+        [sys.executable, "worker.py", "--run-id", "r1"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return proc.returncode, [json.loads(line) for line in proc.stdout.splitlines()]
+
+
+def test_events_rows_and_names(tmp_path):
+    seal = make_bundle(tmp_path)
+    code, events = run_worker(tmp_path, seal)
+    assert code == 0
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert {e["run_id"] for e in events} == {"r1"}
+    verified = {e["path"] for e in events if e["event"] == "driver_file_verified"}
+    assert "osiris_drivers/double.py" in verified and "worker.py" in verified
+    done = {e["step_id"]: e for e in events if e["event"] == "step_complete"}
+    assert (done["make-rows"]["rows_in"], done["make-rows"]["rows_out"]) == (0, 5)
+    assert (done["double"]["rows_in"], done["double"]["rows_out"]) == (5, 5)
+    # a writer's rows_out is what it reports as written, not its input size
+    assert (done["sink"]["rows_in"], done["sink"]["rows_out"]) == (5, 4)
+    assert events[-1]["event"] == "run_complete" and events[-1]["status"] == "success"
+    assert (tmp_path / "artifacts" / "double" / "cleaned_config.json").is_file()
+
+
+def test_fingerprint_ignores_row_order(tmp_path):
+    import pyarrow as pa
+
+    from osiris_action.worker import fingerprint
+
+    a = pa.table({"x": [1, 2, 3], "y": ["a", None, "c"]})
+    b = pa.table({"x": [3, 1, 2], "y": ["c", "a", None]})
+    assert fingerprint(a) == fingerprint(b)
+    assert fingerprint(a) != fingerprint(pa.table({"x": [1, 2, 4], "y": ["a", None, "c"]}))
+
+
+def test_failing_step_stops_the_run(tmp_path):
+    seal = make_bundle(tmp_path, fail=True)
+    code, events = run_worker(tmp_path, seal)
+    assert code == 1
+    failed = [e for e in events if e["event"] == "step_failed"]
+    assert failed == [failed[0]] and failed[0]["step_id"] == "sink"
+    assert failed[0]["message"] == "the target refused the rows"
+    assert failed[0]["hint"] == "Check the table's constraints."
+    assert events[-1]["status"] == "failed" and events[-1]["failed_step"] == "sink"
+
+
+@pytest.mark.parametrize("tamper", ["driver", "bundle_list"])
+def test_tampered_bundle_never_runs_a_step(tmp_path, tamper):
+    seal = make_bundle(tmp_path)
+    if tamper == "driver":
+        (tmp_path / "osiris_drivers" / "double.py").write_text(DOUBLE + "\n# changed\n")
+    else:
+        (tmp_path / "bundle.json").write_text('{"files":{}}')
+    code, events = run_worker(tmp_path, seal)
+    assert code == 3
+    assert not [e for e in events if e["event"] == "step_start"]
+    assert events[-1]["reason"] == "bundle_mismatch"
