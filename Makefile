@@ -16,7 +16,9 @@ $(STAMP): pyproject.toml requirements-dev.lock
 setup: $(STAMP)
 
 demo: $(STAMP)
+	@rm -rf .osiris/demo
 	@cd examples/quickstart && ../../$(BIN)/osiris-action run orders-summary.yaml --out ../../.osiris/demo
+	@echo; echo "--- the job summary a pull request gets (.osiris/demo/summary.md) ---"; cat .osiris/demo/summary.md
 
 test: $(STAMP)
 	@$(BIN)/python tests/services.py

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 
 from osiris_action.diagnostics import Diagnostic
 from osiris_action.github.annotations import Finding
-from osiris_action.github.summary import Summary, inline_code, mermaid_label
+from osiris_action.github.summary import Raw, Summary, escape_text, inline_code, mermaid_label
 from osiris_action.report import RunReport
 
 ICON = {
@@ -75,8 +75,8 @@ def flowchart(report: RunReport) -> str:
     ids = {s.id: f"s{i}" for i, s in enumerate(report.steps)}
     lines = ["flowchart LR"]
     for s in report.steps:
-        label = mermaid_label(f"{s.id}\n{s.component}")
-        lines.append(f'  {ids[s.id]}["{label}"]')
+        label = mermaid_label(s.id + "\n" + s.component)
+        lines.append(f"  {ids[s.id]}[{label}]")
     for s in report.steps:
         for need in s.needs:
             upstream = report.step(need)
@@ -90,13 +90,21 @@ def flowchart(report: RunReport) -> str:
     return "\n".join(lines)
 
 
+def line(*parts: object) -> Raw:
+    """One line of Markdown from plain text and Raw fragments: only the plain parts are escaped."""
+    return Raw("".join(escape_text(p) for p in parts))
+
+
 def add_report(summary: Summary, report: RunReport) -> Summary:
     title = f"{ICON.get(report.status, '')} {report.pipeline}"
     summary.heading(title, 3)
-    where = f" · {inline_code(report.file)}" if report.file else ""
+    where = [" · ", inline_code(report.file)] if report.file else []
     summary.paragraph(
-        f"{report.status} · target {report.target} · {_ms(report.duration_ms)} · "
-        f"manifest {report.manifest_fingerprint[:19]}…{where}"
+        line(
+            f"{report.status} · target {report.target} · {_ms(report.duration_ms)} · manifest ",
+            inline_code(report.manifest_fingerprint[:19] + "…"),
+            *where,
+        )
     )
     summary.mermaid(flowchart(report))
     summary.table(
@@ -115,11 +123,11 @@ def add_report(summary: Summary, report: RunReport) -> Summary:
     )
     for s in report.steps:
         if s.error:
-            summary.paragraph(f"**{s.id} failed:** {s.error['message']}")
+            summary.paragraph(line(Raw("<b>"), s.id, " failed:", Raw("</b> "), s.error["message"]))
             if s.error.get("hint"):
                 summary.paragraph(f"Hint: {s.error['hint']}")
     if report.error:
-        summary.paragraph(f"**Run error:** {report.error.get('message')}")
+        summary.paragraph(line(Raw("<b>Run error:</b> "), report.error.get("message", "")))
         if report.error.get("hint"):
             summary.paragraph(f"Hint: {report.error['hint']}")
     if report.writes:
@@ -137,7 +145,9 @@ def add_report(summary: Summary, report: RunReport) -> Summary:
             ],
         )
     for d in report.ddl:
-        summary.paragraph(f"DDL {'executed' if d.executed else 'planned'} by {inline_code(d.step_id)}:")
+        summary.paragraph(
+            line(f"DDL {'executed' if d.executed else 'planned'} by ", inline_code(d.step_id), ":")
+        )
         summary.code_block(d.sql, "sql")
     if report.parity:
         ok = sum(r.match for r in report.parity)
@@ -158,7 +168,9 @@ def add_report(summary: Summary, report: RunReport) -> Summary:
         )
     if report.artifacts or report.skipped_artifacts:
         items = [inline_code(a) for a in report.artifacts]
-        items += [f"{inline_code(a['path'])} not downloaded: {a['reason']}" for a in report.skipped_artifacts]
+        items += [
+            line(inline_code(a["path"]), f" not downloaded: {a['reason']}") for a in report.skipped_artifacts
+        ]
         summary.details(f"Artifacts ({len(report.artifacts)})", Summary().list(items))
     return summary
 
