@@ -36,7 +36,7 @@ class Bundle:
 
     def seal(self) -> str:
         """Add bundle.json (the list the worker checks itself against); returns its sha256."""
-        listed = {p: h for p, h in self.hashes.items() if p.endswith(".py") or p.endswith(".json")}
+        listed = {p: h for p, h in self.hashes.items() if p.endswith((".py", ".json")) and p != "bundle.json"}
         data = canonical_bytes({"files": listed})
         self.files["bundle.json"] = data
         return hashlib.sha256(data).hexdigest()

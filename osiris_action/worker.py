@@ -30,9 +30,12 @@ class Events:
     """Writes events to the original stdout; fd 1 itself is pointed at stderr so that nothing a
     library prints can corrupt the stream."""
 
-    def __init__(self, run_id: str):
+    def __init__(self, run_id: str, stream=None):
         self.run_id = run_id
         self.seq = 0
+        if stream is not None:  # in-process use (benchmarks): leave the file descriptors alone
+            self.out = stream
+            return
         self.out = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
         os.dup2(2, 1)
         sys.stdout = sys.stderr
@@ -147,14 +150,10 @@ def run_step(step: dict, tables: dict, root: Path, connections: dict, events: Ev
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Run a compiled Osiris manifest.")
-    parser.add_argument("--run-id", required=True)
-    parser.add_argument("--root", default=".")
-    args = parser.parse_args(argv)
-    root = Path(args.root).resolve()
-    sys.path.insert(0, str(root))
-    events = Events(args.run_id)
+def execute(root: Path, events: Events) -> int:
+    """Verify the bundle, then run every step in manifest order; returns the process exit code."""
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
     manifest = json.loads((root / "manifest.json").read_text())
     events.emit(
         "run_start",
@@ -171,23 +170,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         return EXIT_PARITY
     connections = json.loads((root / "connections.json").read_text())
-    base_dir = root  # filesystem connections arrive with base_dir set to a folder under data/
     tables: dict = {}
     started = time.perf_counter()
     for step in manifest["steps"]:
         try:
-            run_step(step, tables, root, connections, events, base_dir)
+            # filesystem connections arrive with base_dir set to a folder under data/, relative to root
+            run_step(step, tables, root, connections, events, root)
         except Exception as exc:  # every failure becomes one event; the host renders it
-            message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-            hint = (
-                getattr(exc, "hint", "")
-                or "This is a bug in the driver, not in the pipeline; the traceback is in events.jsonl."
-            )
-            error_type = getattr(exc, "error_type", None) or type(exc).__name__
-            fields = {"error_type": error_type, "message": message, "hint": hint}
-            if not hasattr(exc, "hint"):
-                fields["traceback"] = traceback.format_exc(limit=8)
-            events.emit("step_failed", step_id=step["id"], **fields)
+            events.emit("step_failed", step_id=step["id"], **_failure(exc))
             events.emit(
                 "run_complete",
                 status="failed",
@@ -199,6 +189,30 @@ def main(argv: list[str] | None = None) -> int:
         "run_complete", status="success", duration_ms=round((time.perf_counter() - started) * 1000, 1)
     )
     return 0
+
+
+def _failure(exc: Exception) -> dict:
+    """A StepError carries its message and hint; anything else is a driver bug, shown with its traceback."""
+    if hasattr(exc, "hint"):
+        return {
+            "error_type": getattr(exc, "error_type", type(exc).__name__),
+            "message": exc.message,
+            "hint": exc.hint,
+        }
+    return {
+        "error_type": type(exc).__name__,
+        "message": f"{type(exc).__name__}: {exc}",
+        "hint": "This is a bug in the driver, not in the pipeline; the traceback is in events.jsonl.",
+        "traceback": traceback.format_exc(limit=8),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run a compiled Osiris manifest.")
+    parser.add_argument("--run-id", required=True)
+    parser.add_argument("--root", default=".")
+    args = parser.parse_args(argv)
+    return execute(Path(args.root).resolve(), Events(args.run_id))
 
 
 if __name__ == "__main__":
