@@ -63,7 +63,8 @@ def main() -> None:
             b.append(sandboxed(prepared, Path(tmp) / str(i)))
     ma, mb = statistics.median(a), statistics.median(b)
     print(
-        f"pipeline: {PIPELINE.relative_to(ROOT)} ({len(prepared.manifest['steps'])} steps), {args.runs} paired runs"
+        f"pipeline: {PIPELINE.relative_to(ROOT)} ({len(prepared.manifest['steps'])} steps), "
+        f"{args.runs} paired runs"
     )
     print(f"in-process (warm)      median {ma * 1000:8.1f} ms   min {min(a) * 1000:8.1f} ms")
     print(f"local sandbox          median {mb * 1000:8.1f} ms   min {min(b) * 1000:8.1f} ms")
