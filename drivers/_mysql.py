@@ -149,7 +149,7 @@ def error_from(exc: BaseException, params: dict, doing: str, hint: str | None = 
     code, text = _code_and_text(exc)
     where = f"{params.get('host')}:{params.get('port')}"
     user, database = params.get("user"), params.get("database")
-    if code in UNREACHABLE:
+    if code in UNREACHABLE or (code in CONNECTION_LOST and doing == "connecting"):
         error = StepError(
             f"Cannot connect to MySQL at {where}: {_reason(text)}.",
             "Check host and port in the connection, that the server runs and that this machine can reach it "

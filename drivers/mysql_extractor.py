@@ -64,7 +64,7 @@ SPEC = {
 }
 
 DUPLICATE_COLUMN = 1060
-PROBE_END = "\n) AS osiris_probe LIMIT 0"
+SYNTAX_ERROR = 1064
 MAX_LIMIT = 18446744073709551615  # MySQL has no OFFSET without LIMIT; this is its documented "all rows"
 
 
@@ -127,19 +127,37 @@ def _probe(cursor, sql: str, params: dict, doing: str) -> list[Column]:
     try:
         # Unmerged, the derived table keeps each column's source table, which the JSON check needs.
         cursor.execute("SET SESSION optimizer_switch = 'derived_merge=off'")
-        cursor.execute(f"SELECT * FROM ({sql}{PROBE_END}")
+        cursor.execute(f"SELECT * FROM ({sql}\n) AS osiris_probe LIMIT 0")
         fields = cursor._result.fields  # PyMySQL's description drops the flags and charset we need
         json_names = json_column_names(cursor, fields, params["database"])
     except pymysql.MySQLError as exc:
-        if exc.args and exc.args[0] == DUPLICATE_COLUMN:
+        code = exc.args[0] if exc.args else None
+        if code == DUPLICATE_COLUMN:
             raise StepError(
                 f"The query returns more than one column named {exc.args[1].split(chr(39))[1]!r}.",
                 "Give every selected column a unique name with AS; an Arrow table needs unique names.",
             ) from None
-        if len(exc.args) == 2:  # the server quotes SQL near an error: show the user's, not the wrapper
-            exc.args = (exc.args[0], str(exc.args[1]).replace(PROBE_END, ""))
+        if code == SYNTAX_ERROR:
+            raise _syntax_error(cursor, sql, params, doing) from None
         raise error_from(exc, params, doing) from None
     return columns_from_fields(fields, json_names)
+
+
+def _syntax_error(cursor, sql: str, params: dict, doing: str) -> StepError:
+    """The server's words about the user's own SQL: PREPARE parses it without running it."""
+    import pymysql
+
+    try:
+        cursor.execute("PREPARE osiris_check FROM %s", (sql,))
+        cursor.execute("DEALLOCATE PREPARE osiris_check")
+    except pymysql.MySQLError as own:
+        return error_from(own, params, doing)
+    return StepError(
+        f"The query is valid SQL for MySQL at {params['host']}:{params['port']} but does not return a table "
+        "that can be read (it cannot stand as a subquery).",
+        "Write one SELECT (or WITH ... SELECT); SHOW, CALL and several statements are not supported.",
+        "SQLError",
+    )
 
 
 def _table_select(cursor, columns: list[Column], source: str, database: str, config: dict) -> str:
