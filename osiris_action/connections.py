@@ -178,7 +178,7 @@ def load(path: Path | None, display: str | None = None) -> tuple[Connections, li
     data = doc.data
     if not isinstance(data, dict) or not isinstance(data.get("connections"), dict):
         problem(
-            (),
+            ("connections",) if isinstance(data, dict) and "connections" in data else (),
             "the connections file needs a top-level `connections:` mapping",
             "Write `connections:` then `<family>: {<alias>: {fields}}`.",
         )

@@ -352,7 +352,11 @@ class _Checker:
                         f"unknown dependency '{dep}'",
                         "Name a step id defined in this pipeline." + _suggest(dep, ids),
                     )
-        good = [s for i, s in enumerate(steps) if isinstance(s, dict) and ids.get(s.get("id")) == i]
+        good = [
+            s
+            for i, s in enumerate(steps)
+            if isinstance(s, dict) and isinstance(s.get("id"), str) and ids.get(s["id"]) == i
+        ]
         effective = {
             sid: [d for d in n if d in ids and d != sid]
             for sid, (n, _) in graph.effective_needs(good).items()
