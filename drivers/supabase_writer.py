@@ -1,10 +1,54 @@
-"""supabase.writer (also postgres.writer): write an Arrow table into Postgres.
+"""supabase.writer (also postgres.writer): write an Arrow table into a Postgres/Supabase table.
 
-SQL channel: binary COPY into a staging table, then one transaction for append, replace or upsert.
-REST channel (PostgREST, when the connection gives only a URL and a key): JSON batches, not atomic.
+SQL channel (`sql_copy`), used whenever the connection gives pg_dsn/dsn or host + user + database:
+ADBC streams the Arrow table as binary COPY into a temporary staging table, and the same session then
+applies the mode, all in ONE transaction that also holds the CREATE TABLE of a missing table:
+- append:  INSERT INTO target SELECT ... FROM staging
+- replace: DELETE FROM target, then the INSERT. The table itself stays (grants, RLS policies, triggers,
+           dependent views, foreign keys), readers see the old rows until COMMIT.
+- upsert:  INSERT ... ON CONFLICT (primary_key) DO UPDATE SET ... WHERE the row really changed, so unchanged
+           rows cost no dead tuple; rows_written counts inserted and changed rows.
+Any failure rolls the whole transaction back: the target is exactly as before. rows_written is the row
+count the server reports for the INSERT.
+
+REST channel (`rest`, PostgREST as Supabase serves it), used only when the connection gives just a url and a
+key: JSON batches of `batch_size` rows. It is NOT atomic: a failure part-way leaves the batches already sent,
+and replace (delete every row through a filter on primary_key, then insert) shows an empty or partial table
+while it runs. write.complete says `atomic: false`. Over REST a missing table cannot be created: the driver
+writes ddl.sql and fails, naming the pg_dsn to add, rather than succeeding with zero rows.
+
+Naive timestamps are taken as UTC. `prefer: resolution=ignore-duplicates` makes upsert keep existing rows
+(ON CONFLICT DO NOTHING); `returning` and the other `prefer` values change nothing (rows are never returned).
+`timeout` bounds connecting and each HTTP request, not the load itself.
 """
 
 from __future__ import annotations
+
+import contextlib
+import json
+import math
+import uuid
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+
+from osiris_drivers._common import StepContext, StepError
+from osiris_drivers._postgres import (
+    RestChannel,
+    SqlChannel,
+    channels,
+    connect,
+    content_range_total,
+    create_table_sql,
+    fits,
+    hint_for,
+    kind,
+    needs_cast,
+    qualified,
+    quote,
+    server_error,
+    stage,
+    table_columns,
+)
 
 SPEC = {
     "name": "supabase.writer",
@@ -51,3 +95,363 @@ SPEC = {
     "requires": ["pyarrow", "adbc_driver_postgresql", "psycopg", "httpx"],
     "helpers": ["_postgres.py"],
 }
+
+
+MODES = ("append", "replace", "upsert")
+
+
+def run(step: dict, inputs: dict, ctx: StepContext) -> None:
+    cfg = step["config"]
+    data = _input(inputs)
+    schema, table = cfg.get("schema") or "public", cfg["table"]
+    mode = cfg.get("write_mode") or "append"
+    pk = _primary_key(cfg.get("primary_key"))
+    _check_request(data, mode, pk, schema, table)
+
+    sql, rest = channels(ctx.connection, cfg)
+    if sql is None and rest is None:
+        raise StepError(
+            f'no way to reach the database for table "{schema}"."{table}": the connection has neither '
+            "pg_dsn/dsn (or host, user, database) nor url + key",
+            "Add pg_dsn (postgresql://user:password@host:5432/database) to the connection, or url and "
+            "service_role_key for the REST API.",
+        )
+    ctx.report(
+        "write.start",
+        table=table,
+        schema=schema,
+        mode=mode,
+        rows_in=data.num_rows,
+        channel=(sql or rest).name,
+    )
+    if sql is not None:
+        written, deleted = _write_sql(sql, data, schema, table, mode, pk, cfg, ctx)
+    else:
+        written, deleted = _write_rest(rest, data, schema, table, mode, pk, cfg, ctx)
+    extra = {"rows_deleted": deleted} if deleted is not None else {}
+    ctx.report(
+        "write.complete",
+        table=table,
+        schema=schema,
+        mode=mode,
+        rows_written=written,
+        channel_used=(sql or rest).name,
+        atomic=sql is not None,
+        **extra,
+    )
+
+
+def _input(inputs: dict):
+    import pyarrow as pa
+
+    if not inputs:
+        raise StepError("the writer received no data", "Add `needs: [<upstream step id>]` to this step.")
+    data = next(iter(inputs.values()))
+    if isinstance(data, pa.RecordBatchReader):
+        data = data.read_all()
+    return data
+
+
+def _primary_key(value) -> list[str]:
+    if not value:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _check_request(data, mode: str, pk: list[str], schema: str, table: str) -> None:
+    if mode not in MODES:
+        raise StepError(f"unknown write_mode '{mode}'", f"Use one of: {', '.join(MODES)}.")
+    names = data.column_names
+    if not names:
+        raise StepError(f'the data for "{schema}"."{table}" has no columns', "Check the upstream step.")
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes or "" in names:
+        raise StepError(
+            f"the data has duplicate or empty column names: {', '.join(dupes) or '(empty)'}",
+            "Give every column a distinct name (AS ...) in the upstream step.",
+        )
+    if mode == "upsert" and not pk:
+        raise StepError(
+            "write_mode upsert needs primary_key", "Set primary_key: [col, ...] in the step config."
+        )
+    absent = [c for c in pk if c not in names]
+    if absent:
+        raise StepError(
+            f"primary_key column(s) {', '.join(absent)} are not in the data (columns: {', '.join(names)})",
+            "Fix primary_key, or select those columns in the upstream step.",
+        )
+
+
+# --- SQL channel ------------------------------------------------------------------------------------------
+
+
+def _write_sql(channel: SqlChannel, data, schema, table, mode, pk, cfg, ctx) -> tuple[int, int | None]:
+    import adbc_driver_manager
+
+    target = qualified(schema, table)
+    conn = connect(channel, int(cfg.get("timeout") or 30))
+    ddl = None
+    try:
+        with conn.cursor() as cur:
+            columns = table_columns(cur, schema, table)
+            if columns is None:
+                ddl = _plan_ddl(data, schema, table, pk, cfg, ctx, channel.name)
+                casts = {}
+            else:
+                casts = _fit(data, columns, schema, table)
+            cur.execute("SET LOCAL TIME ZONE 'UTC'")
+            if ddl:
+                cur.execute(ddl)
+                casts = _fit(data, table_columns(cur, schema, table), schema, table)
+            staging = stage(cur, data, f"osiris_stage_{uuid.uuid4().hex[:12]}")
+            deleted = None
+            if mode == "replace" and not ddl:
+                cur.execute(f"DELETE FROM {target}")
+                deleted = cur.rowcount
+            cur.execute(_insert_sql(target, staging, data.column_names, casts, mode, pk, cfg))
+            written = cur.rowcount
+            cur.execute(f"DROP TABLE {staging}")
+        conn.commit()
+    except adbc_driver_manager.Error as exc:
+        _rollback(conn)
+        message, state = server_error(exc)
+        raise StepError(
+            f'writing {data.num_rows} rows into "{schema}"."{table}" at {channel.where} failed, '
+            f"nothing was changed: {message}",
+            hint_for(state, "Fix the data or the table; the server's message says what it refused."),
+            error_type="DatabaseError",
+        ) from None
+    except Exception:
+        _rollback(conn)
+        raise
+    finally:
+        conn.close()
+    if ddl:
+        ctx.report(
+            "table.ddl_executed", sql=ddl, table=table, schema=schema, executed=True, channel=channel.name
+        )
+    return written, deleted
+
+
+def _rollback(conn) -> None:
+    with contextlib.suppress(Exception):  # a dead connection has taken its transaction with it
+        conn.rollback()
+
+
+def _insert_sql(target, staging, names, casts, mode, pk, cfg) -> str:
+    cols = ", ".join(quote(c) for c in names)
+    select = ", ".join(f"s.{quote(c)}" + (f"::{casts[c]}" if c in casts else "") for c in names)
+    sql = f"INSERT INTO {target} AS t ({cols}) SELECT {select} FROM {staging} AS s"
+    if mode != "upsert":
+        return sql
+    rest = [c for c in names if c not in pk]
+    conflict = f" ON CONFLICT ({', '.join(quote(c) for c in pk)})"
+    if not rest or cfg.get("prefer") == "resolution=ignore-duplicates":
+        return sql + conflict + " DO NOTHING"
+    sets = ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in rest)
+    old = ", ".join(f"t.{quote(c)}" for c in rest)
+    new = ", ".join(f"EXCLUDED.{quote(c)}" for c in rest)
+    return sql + conflict + f" DO UPDATE SET {sets} WHERE ROW({old}) IS DISTINCT FROM ROW({new})"
+
+
+def _fit(data, columns, schema, table) -> dict[str, str]:
+    """Check the data against the existing table before any row moves; return the casts needed."""
+    by_name = {c.name: c for c in columns}
+    lower = {c.name.lower(): c.name for c in columns}
+    missing = [f.name for f in data.schema if f.name not in by_name]
+    wrong = [
+        f"{f.name} ({f.type} into {by_name[f.name].sql_type})"
+        for f in data.schema
+        if f.name in by_name and not fits(kind(f), by_name[f.name])
+    ]
+    required = [
+        c.name for c in columns if c.not_null and not c.has_default and c.name not in data.column_names
+    ]
+    problems = []
+    if missing:
+        near = [f"{m} (the table has {lower[m.lower()]})" for m in missing if m.lower() in lower]
+        problems.append(
+            f"not in the table: {', '.join(missing)}" + (f"; case differs: {', '.join(near)}" if near else "")
+        )
+    if wrong:
+        problems.append(f"incompatible types: {', '.join(wrong)}")
+    if required:
+        problems.append(f"NOT NULL columns without a default missing from the data: {', '.join(required)}")
+    if problems:
+        raise StepError(
+            f'the data does not fit table "{schema}"."{table}", nothing was written: ' + "; ".join(problems),
+            "Rename, cast or drop the columns in an upstream duckdb.processor step, or ALTER the table "
+            f"(its columns: {', '.join(f'{c.name} {c.sql_type}' for c in columns)}).",
+        )
+    return {f.name: by_name[f.name].sql_type for f in data.schema if needs_cast(kind(f), by_name[f.name])}
+
+
+def _plan_ddl(data, schema, table, pk, cfg, ctx, channel: str | None) -> str:
+    if not cfg.get("create_if_missing", True):
+        raise StepError(
+            f'table "{schema}"."{table}" does not exist and create_if_missing is false',
+            "Create the table first, fix `table`/`schema`, or set create_if_missing: true.",
+        )
+    ddl = create_table_sql(schema, table, data.schema, pk)
+    (ctx.artifacts_dir / "ddl.sql").write_text(ddl, encoding="utf-8")
+    fields = {"reason": "no SQL channel"} if channel is None else {}
+    ctx.report(
+        "table.ddl_planned",
+        sql=ddl,
+        table=table,
+        schema=schema,
+        executed=False,
+        channel=channel,
+        artifact="ddl.sql",
+        **fields,
+    )
+    return ddl
+
+
+# --- REST channel -----------------------------------------------------------------------------------------
+
+
+def _write_rest(channel: RestChannel, data, schema, table, mode, pk, cfg, ctx) -> tuple[int, int | None]:
+    from osiris_drivers._postgres import Rest
+
+    if mode == "replace" and not pk:
+        raise StepError(
+            "write_mode replace over the REST API needs primary_key (rows are deleted by a filter on it)",
+            "Set primary_key, or add pg_dsn to the connection for an atomic replace over SQL.",
+        )
+    client = Rest(
+        channel,
+        schema,
+        int(cfg.get("timeout") or 30),
+        int(cfg.get("retries", 3)),
+        on_retry=lambda **f: ctx.report("rest.retry", table=table, **f),
+    )
+    where = f'"{schema}"."{table}" at {channel.url}'
+    try:
+        if not client.table_exists(table):
+            _plan_ddl(data, schema, table, pk, cfg, ctx, None)
+            raise StepError(
+                f"table {where} does not exist, and the connection has only the REST API, which cannot "
+                "create tables; no rows were written",
+                "Add pg_dsn (postgresql://postgres.<ref>:<password>@<pooler host>:5432/postgres) to the "
+                "connection so the writer can create it, or run the planned ddl.sql in the SQL editor.",
+            )
+        _probe_columns(client, table, data.column_names, where)
+        deleted = None
+        if mode == "replace":
+            resp = client.request(
+                "DELETE",
+                table,
+                params={pk[0]: "not.is.null"},
+                headers={"Prefer": "return=minimal,count=exact"},
+            )
+            if resp.status_code not in (200, 204):
+                raise client.error(resp, f"deleting the rows of {where} (replace)")
+            deleted = content_range_total(resp)
+        prefer, params = "return=minimal,count=exact", {}
+        if mode == "upsert":
+            ignore = cfg.get("prefer") == "resolution=ignore-duplicates"
+            prefer = f"resolution={'ignore' if ignore else 'merge'}-duplicates,{prefer}"
+            params["on_conflict"] = ",".join(pk)
+        written, size = 0, int(cfg.get("batch_size") or 100)
+        for start in range(0, data.num_rows, size):
+            batch = data.slice(start, size)
+            body = json.dumps(json_records(batch), allow_nan=False, separators=(",", ":")).encode()
+            resp = client.request("POST", table, params=params, headers={"Prefer": prefer}, content=body)
+            if resp.status_code not in (200, 201, 204):
+                err = client.error(resp, f"writing rows {start + 1}-{start + batch.num_rows} into {where}")
+                err.message += f" ({written} rows were already written: the REST channel is not atomic)"
+                raise err
+            total = content_range_total(resp)
+            written += batch.num_rows if total is None else total
+        return written, deleted
+    finally:
+        client.close()
+
+
+def _probe_columns(client, table: str, names: list[str], where: str) -> None:
+    """Ask PostgREST for zero rows of exactly these columns, so a missing column fails before any write."""
+    resp = client.request("GET", table, params={"select": ",".join(map(_rest_name, names)), "limit": "0"})
+    if resp.status_code == 200:
+        return
+    if resp.status_code == 400:
+        missing = [
+            n
+            for n in names
+            if client.request("GET", table, params={"select": _rest_name(n), "limit": "0"}).status_code != 200
+        ]
+        if missing:
+            raise StepError(
+                f"the data does not fit table {where}, nothing was written: "
+                f"not in the table: {', '.join(missing)}",
+                "Rename or drop the columns in an upstream duckdb.processor step, or ALTER the table.",
+            )
+    raise client.error(resp, f"checking the columns of {where}")
+
+
+def _rest_name(name: str) -> str:
+    return name if name.replace("_", "").isalnum() else '"' + name.replace('"', '\\"') + '"'
+
+
+def json_records(table) -> list[dict]:
+    """Rows as JSON-safe dicts: decimals as strings (no float rounding), timestamps ISO 8601, bytes as
+    Postgres hex (\\x...), NaN/Infinity as the strings Postgres accepts, JSON columns embedded as JSON."""
+    import pyarrow as pa
+
+    columns = []
+    for f, col in zip(table.schema, table.columns, strict=True):
+        t = col.type.value_type if pa.types.is_dictionary(col.type) else col.type
+        if pa.types.is_dictionary(col.type):
+            col = col.cast(t)
+        if getattr(t, "unit", None) == "ns" and (
+            pa.types.is_timestamp(t) or pa.types.is_time(t) or pa.types.is_duration(t)
+        ):
+            t = (
+                pa.timestamp("us", t.tz)
+                if pa.types.is_timestamp(t)
+                else (pa.time64("us") if pa.types.is_time(t) else pa.duration("us"))
+            )
+            col = col.cast(t, safe=False)
+        values = col.to_pylist()
+        is_json = (f.metadata or {}).get(b"osiris.type") == b"json" or getattr(
+            t, "extension_name", ""
+        ) == "arrow.json"
+        columns.append(
+            [_json_value(v, f.name) for v in values] if is_json else [_jsonable(v) for v in values]
+        )
+    names = table.column_names
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+
+
+def _json_value(value, column: str):
+    if value is None:
+        return None
+    try:
+        return json.loads(value)
+    except (TypeError, ValueError):
+        raise StepError(
+            f'column "{column}" is marked as JSON but holds a value that is not JSON: {str(value)[:60]!r}',
+            "Fix the value upstream, or drop the osiris.type=json field metadata.",
+        ) from None
+
+
+def _jsonable(value):
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, bytes | bytearray):
+        return "\\x" + value.hex()
+    if isinstance(value, timedelta):
+        return f"{value.days} days {value.seconds} seconds {value.microseconds} microseconds"
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return str(value)
