@@ -295,6 +295,23 @@ def load_text(text: str, file: str) -> tuple[Document, list[Diagnostic]]:
                 "Check indentation, quotes and colons at this position.",
             )
         ]
+    except yaml.reader.ReaderError as exc:  # a character YAML forbids; libyaml counts UTF-8 bytes
+        head = (
+            text[: exc.position]
+            if _Loader is yaml.SafeLoader
+            else text.encode()[: exc.position].decode(errors="ignore")
+        )
+        before = _BREAK.split(head)
+        return doc, [
+            Diagnostic(
+                file,
+                Span(len(before), len(before[-1]) + 1),
+                "error",
+                "OML001",
+                f"YAML syntax error: {exc.reason} (character U+{exc.character:04X})",
+                'Remove the character, or write it as an escape inside double quotes, e.g. "\\x07".',
+            )
+        ]
     except yaml.YAMLError as exc:
         return doc, [Diagnostic(file, Span(1, 1), "error", "OML001", f"YAML syntax error: {exc}", _YAML_HINT)]
     return doc, builder.duplicates
