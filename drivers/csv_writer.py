@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+import codecs
+import contextlib
+import os
+import re
+import stat
+
+from osiris_drivers._common import StepContext, StepError
+from osiris_drivers._files import resolve
+
 SPEC = {
     "name": "filesystem.csv_writer",
     "families": ["filesystem"],
@@ -27,3 +36,185 @@ SPEC = {
     "requires": ["pyarrow"],
     "helpers": ["_files.py"],
 }
+
+NEWLINES = {"lf": "\n", "crlf": "\r\n"}
+
+# Below this many rows per batch the per-batch overhead of the Arrow kernels dominates the write, so a
+# smaller chunk_size is raised to it; memory per batch stays small either way.
+MIN_BATCH_ROWS = 10_000
+
+
+def run(step: dict, inputs: dict, ctx: StepContext):
+    """Write the input table to a CSV file, atomically, in the column order of the data.
+
+    Osiris sorts the columns alphabetically before writing; this driver keeps them as the upstream step
+    produced them, so `SELECT b, a` writes b before a. The file is written to a temporary file next to
+    the target and moved over it only when complete, so a failure (say a value the encoding cannot
+    hold) leaves the previous file as it was and never a half-written one.
+
+    Quoting, for every style: a null is an empty unquoted field and an empty string is `""`, so the two
+    stay apart (PostgreSQL's COPY reads them back as NULL and ''). `minimal` quotes only values that
+    contain the delimiter, a quote or a line break; `nonnumeric` also quotes every value that is not a
+    number (text, dates, timestamps, booleans); `all` quotes every value. Values are rendered by Arrow
+    (booleans as true/false, timestamps as `2024-01-31 12:00:00.000000`). pyarrow's own CSV writer is
+    not used because its "needed" style quotes every string value, which is not `minimal`.
+    """
+    import tempfile
+
+    import pyarrow as pa
+
+    config = step["config"]
+    table = _single_input(inputs, step["id"])
+    path, shown = resolve(config["path"], ctx)
+    if path.is_dir():
+        raise StepError(
+            f"'{shown}' is a folder, not a file.", hint="Set path to a file name, e.g. out/data.csv."
+        )
+    if not path.parent.is_dir():
+        if not config["create_dirs"]:
+            raise StepError(
+                f"The folder of '{shown}' does not exist.",
+                hint="Create the folder, or set create_dirs: true to let the step create it.",
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    encode = _encoder(config["encoding"])
+    eol = NEWLINES[config["newline"]]
+    rows = 0
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            if config["header"]:
+                out.write(encode(_header(table.schema.names, config["delimiter"], config["quoting"], eol)))
+            for batch in table.to_batches(max_chunksize=max(config["chunk_size"], MIN_BATCH_ROWS)):
+                out.write(encode(_render(batch, config["delimiter"], config["quoting"], eol)))
+                rows += batch.num_rows
+        os.chmod(temporary, stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o644)
+        os.replace(temporary, path)
+    except BaseException as exc:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        if isinstance(exc, UnicodeEncodeError):
+            raise StepError(
+                f"Could not write '{shown}' as {config['encoding']}: {exc}.",
+                hint="Choose an encoding that can hold every value, such as utf-8.",
+            ) from None
+        if isinstance(exc, pa.ArrowException):
+            raise StepError(f"Could not write '{shown}': {exc}", hint=_type_hint()) from None
+        if isinstance(exc, OSError):
+            raise StepError(
+                f"Could not write '{shown}': {exc.strerror}.",
+                hint="Check that the folder is writable and the disk has space.",
+            ) from None
+        raise
+    ctx.report(
+        "write.complete",
+        table=shown,
+        schema=None,
+        mode="replace",
+        rows_written=rows,
+        channel_used="file",
+        path=shown,
+    )
+    return None
+
+
+def _single_input(inputs: dict, step_id: str):
+    """The one table to write. The worker hands each upstream table in under several names (df_<id>,
+    the id itself, input_df), so the same table may appear more than once."""
+    tables = list({id(table): table for table in inputs.values()}.values())
+    if len(tables) != 1:
+        raise StepError(
+            f"Step '{step_id}' writes one table but received {len(tables)} ({', '.join(sorted(inputs))}).",
+            hint="List exactly one upstream step under needs; join several tables in a duckdb.processor "
+            "step first.",
+        )
+    return tables[0]
+
+
+def _encoder(encoding: str):
+    """UTF-8, what Arrow produces, is written as is; any other encoding is transcoded batch by batch
+    (an incremental encoder, so a UTF-16 byte order mark appears once, at the start)."""
+    if encoding == "utf-8":
+        return lambda data: data
+    encoder = codecs.getincrementalencoder(encoding)()
+    return lambda data: encoder.encode(bytes(data).decode("utf-8"))
+
+
+def _header(names: list[str], delimiter: str, quoting: str, eol: str) -> bytes:
+    special = (delimiter, '"', "\r", "\n")
+    cells = [
+        '"' + name.replace('"', '""') + '"'
+        if quoting != "minimal" or not name or any(char in name for char in special)
+        else name
+        for name in names
+    ]
+    return (delimiter.join(cells) + eol).encode()
+
+
+def _render(batch, delimiter: str, quoting: str, eol: str) -> memoryview:
+    """One batch as CSV lines, built with Arrow kernels column by column: a column is cast to text,
+    quoted where its style asks, then the columns are joined into lines and the lines' bytes returned
+    without any per-row Python."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    special = f'[{re.escape(delimiter)}"\\r\\n]'
+    # Only text can hold these characters, unless the delimiter itself could occur in how a number,
+    # date or boolean is written.
+    delimiter_in_values = delimiter.isalnum() or delimiter in " .+-:"
+    if not batch.num_columns:
+        return memoryview(eol.encode() * batch.num_rows)
+    cells = []
+    for column in batch.columns:
+        is_text = _is_text(column.type)
+        is_number = (
+            pa.types.is_integer(column.type)
+            or pa.types.is_floating(column.type)
+            or pa.types.is_decimal(column.type)
+        )
+        text = pc.cast(column, pa.string())
+        if quoting == "all" or (quoting == "nonnumeric" and not is_number):
+            text = _quoted(text, escape=is_text)
+        elif is_text or delimiter_in_values:
+            needs_quotes = pc.match_substring_regex(text, special)
+            if is_text:
+                needs_quotes = pc.or_(needs_quotes, pc.equal(pc.binary_length(text), 0))
+            if pc.any(needs_quotes).as_py():
+                text = pc.if_else(needs_quotes, _quoted(text, escape=True), text)
+        cells.append(pc.fill_null(text, ""))
+    cells[-1] = pc.binary_join_element_wise(cells[-1], eol, "")
+    lines = pc.binary_join_element_wise(*cells, delimiter)
+    _, offsets, data = lines.buffers()
+    offsets = memoryview(offsets).cast("i")
+    return memoryview(data)[offsets[lines.offset] : offsets[lines.offset + len(lines)]]
+
+
+def _quoted(text, escape: bool):
+    """Every value in quotes; inner quotes doubled (only text can hold them)."""
+    import pyarrow.compute as pc
+
+    if escape:
+        text = pc.replace_substring(text, '"', '""')
+    return pc.binary_join_element_wise('"', text, '"', "")
+
+
+def _is_text(arrow_type) -> bool:
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(arrow_type):
+        arrow_type = arrow_type.value_type
+    return (
+        pa.types.is_string(arrow_type)
+        or pa.types.is_large_string(arrow_type)
+        or pa.types.is_string_view(arrow_type)
+        or pa.types.is_binary(arrow_type)
+        or pa.types.is_large_binary(arrow_type)
+    )
+
+
+def _type_hint() -> str:
+    return (
+        "CSV holds text, numbers, booleans, dates and times; turn other columns (lists, structs, binary) "
+        "into text in an upstream duckdb.processor step, e.g. CAST(col AS VARCHAR) or to_json(col)."
+    )
