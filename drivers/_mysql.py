@@ -62,7 +62,8 @@ class Column:
     type: Any
     json: bool = False
     boolean: bool = False
-    as_text: bool = False  # connectorx cannot carry it exactly: read it as text and cast
+    select: str = "{}"  # how a table read selects it so that connectorx carries it exactly
+    connectorx: bool = True  # False: connectorx cannot read the column as the query returns it
 
     def field(self):
         import pyarrow as pa
@@ -256,7 +257,8 @@ def columns_from_fields(fields: list, json_names: set[str]) -> list[Column]:
             scale = field.scale
             precision = field.length - (1 if scale else 0) - (0 if unsigned else 1)
             column.type = (pa.decimal128 if precision <= 38 else pa.decimal256)(precision, scale)
-            column.as_text = scale > CX_DECIMAL_MAX_SCALE or precision - scale > CX_DECIMAL_MAX_INTEGER_DIGITS
+            if scale > CX_DECIMAL_MAX_SCALE or precision - scale > CX_DECIMAL_MAX_INTEGER_DIGITS:
+                column.select, column.connectorx = "CAST({} AS CHAR)", False  # text, then cast exactly
         elif code in (DATE, NEWDATE):
             column.type = pa.date32()
         elif code == DATETIME:
@@ -265,16 +267,19 @@ def columns_from_fields(fields: list, json_names: set[str]) -> list[Column]:
             column.type = pa.timestamp("us", tz="UTC")
         elif code == TIME:
             column.type = pa.time64("us")
-        elif code in (BIT, GEOMETRY):
+        elif code == BIT:
             column.type = pa.binary()
+        elif code == GEOMETRY:  # WKB when read by table; a query gets MySQL's own SRID-prefixed bytes
+            column.type, column.select, column.connectorx = pa.binary(), "ST_AsBinary({})", False
+        elif code == NULL or (code == STRING and field.length == 0 and field.charsetnr == BINARY_CHARSET):
+            # a bare NULL in a query; a derived table reports it as BINARY(0)
+            column.type, column.connectorx = pa.null(), False
         elif code == JSON:
             column.json = True
         elif code in TEXTUAL:
             if field.charsetnr == BINARY_CHARSET:
                 column.type = pa.binary()
             column.json = field.name in json_names
-        elif code == NULL:
-            column.type, column.as_text = pa.null(), True
         columns.append(column)
     return columns
 

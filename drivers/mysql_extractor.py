@@ -75,7 +75,8 @@ def run(step: dict, inputs: dict, ctx: StepContext):
     from, and it turns a wrong host, password, database or SQL into a clear error in milliseconds, where
     connectorx would retry for 30 s and then report something terse. connectorx then streams the rows
     (11x faster than PyMySQL). A query whose columns connectorx cannot carry exactly (DECIMAL beyond 18
-    integer digits or scale 10, a NULL-typed column) is read through PyMySQL instead, which is exact.
+    integer digits or scale 10, NULL, GEOMETRY) is read through PyMySQL instead, which is exact; a table
+    read selects such columns in a form connectorx carries (DECIMAL as text, GEOMETRY as WKB).
     """
     config = step["config"]
     params = connection_params(config, ctx.connection)
@@ -98,7 +99,7 @@ def run(step: dict, inputs: dict, ctx: StepContext):
         conn.close()
 
     batch_size = config.get("batch_size") or 10000
-    if any(column.as_text for column in columns) and config.get("query"):
+    if config.get("query") and not all(column.connectorx for column in columns):
         reader = "pymysql"
         table = _read_pymysql(params, sql, columns, batch_size)
     else:
@@ -109,9 +110,7 @@ def run(step: dict, inputs: dict, ctx: StepContext):
 
 
 def _refuse_table_options(config: dict) -> None:
-    given = [key for key in ("table", "columns", "limit") if config.get(key)] + (
-        ["offset"] if config.get("offset") else []
-    )
+    given = [key for key in ("table", "columns", "limit", "offset") if config.get(key)]  # offset 0 is unset
     if given:
         raise StepError(
             f"mysql.extractor got both `query` and {', '.join(f'`{k}`' for k in given)}.",
@@ -163,7 +162,9 @@ def _syntax_error(cursor, sql: str, params: dict, doing: str) -> StepError:
 def _table_select(cursor, columns: list[Column], source: str, database: str, config: dict) -> str:
     """SELECT with backtick-quoted names; exact-only columns as text, paged rows in primary-key order."""
     projection = ", ".join(
-        f"CAST({quote_ident(c.name)} AS CHAR) AS {quote_ident(c.name)}" if c.as_text else quote_ident(c.name)
+        quote_ident(c.name)
+        if c.select == "{}"
+        else f"{c.select.format(quote_ident(c.name))} AS {quote_ident(c.name)}"
         for c in columns
     )
     sql = f"SELECT {projection} FROM {source}"

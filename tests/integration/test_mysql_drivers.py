@@ -202,6 +202,20 @@ def test_query_types_match_table_types(mysql_db, tmp_path):
     assert narrow.column("money").to_pylist() == [Decimal("1234567890.12"), None]
 
 
+def test_columns_connectorx_cannot_read(mysql_db, tmp_path):
+    mysql_execute(mysql_db, "CREATE TABLE g (id INT, pt POINT)", "INSERT INTO g VALUES (1, POINT(1, 2))")
+
+    table, events = _extract(mysql_db.connection, tmp_path, query="SELECT NULL AS nothing, id FROM g")
+    assert table.schema.field("nothing").type == pa.null() and events[-1][1]["reader"] == "pymysql"
+    assert table.to_pylist() == [{"nothing": None, "id": 1}]
+
+    table, _ = _extract(mysql_db.connection, tmp_path, table="g")
+    wkb = (
+        b"\x01\x01\x00\x00\x00" + (1.0).hex().encode()[:0] + bytes.fromhex("000000000000f03f0000000000000040")
+    )
+    assert table.column("pt").to_pylist() == [wkb]  # point (1 2) as WKB
+
+
 def test_empty_result_keeps_the_column_types(mysql_db, tmp_path):
     mysql_execute(mysql_db, EVERY_TYPE)
     table, _ = _extract(mysql_db.connection, tmp_path, query="SELECT * FROM every_type WHERE id < 0")
