@@ -109,41 +109,15 @@ def run(step: dict, inputs: dict, ctx: StepContext) -> None:
             f"mysql.writer step '{step['id']}' is in upsert mode but names no upsert_keys.",
             "List the key columns under upsert_keys (they need a PRIMARY KEY or UNIQUE index).",
         )
-    target = qualified(schema, name)
+    target, where = qualified(schema, name), {"table": name, "schema": schema, "mode": mode}
     conn = connect(params, local_infile=True, autocommit=False)
     created = False
     try:
         with conn.cursor() as cursor:
-            existing = _table_columns(cursor, schema, name)
-            exists = existing is not None
-            if not exists:
-                if not config.get("create_table"):
-                    raise StepError(
-                        f"Table {target} does not exist on MySQL at {params['host']}:{params['port']}.",
-                        "Create it first, or set create_table: true to create it from the input's columns.",
-                    )
-                ddl = create_table_sql(target, data.schema, keys)
-                ddl_event = _plan_ddl(ctx, ddl, schema, name)
-                if not ctx.plan_only:
-                    cursor.execute(ddl)  # DDL commits by itself in MySQL: on failure the table is dropped
-                    created = exists = True
-                    ctx.report("table.ddl_executed", **ddl_event, executed=True, channel="pymysql")
-                existing = data.schema.names
-            _check_columns(data.schema.names, existing, target, keys)
-            if mode == "upsert" and exists:
-                _check_unique_key(cursor, schema, name, keys, target)
+            created = _prepare_table(cursor, ctx, config, data, schema, params)
             if ctx.plan_only:
-                ctx.report(
-                    "write.complete",
-                    table=name,
-                    schema=schema,
-                    mode=mode,
-                    rows_written=0,
-                    channel_used="none",
-                    plan_only=True,
-                )
+                ctx.report("write.complete", **where, rows_written=0, channel_used="none", plan_only=True)
                 return None
-
             cursor.execute("SELECT @@local_infile")
             method = "load_data" if cursor.fetchone()[0] else "insert"
             stats: dict = {}
@@ -169,16 +143,36 @@ def run(step: dict, inputs: dict, ctx: StepContext) -> None:
     finally:
         conn.close()
     channel = "pymysql_load_data" if method == "load_data" else "pymysql_insert"
-    ctx.report(
-        "write.complete",
-        table=name,
-        schema=schema,
-        mode=mode,
-        rows_written=written,
-        channel_used=channel,
-        **stats,
-    )
+    ctx.report("write.complete", **where, rows_written=written, channel_used=channel, **stats)
     return None
+
+
+def _prepare_table(cursor, ctx: StepContext, config: dict, data, schema: str, params: dict) -> bool:
+    """Check (or create, with create_table) the target table; True when this step created it."""
+    name, keys = config["table"], list(config.get("upsert_keys") or [])
+    target = qualified(schema, name)
+    existing = _table_columns(cursor, schema, name)
+    if existing is None:
+        if not config.get("create_table"):
+            raise StepError(
+                f"Table {target} does not exist on MySQL at {params['host']}:{params['port']}.",
+                "Create it first, or set create_table: true to create it from the input's columns.",
+            )
+        ddl = create_table_sql(target, data.schema, keys)
+        path = ctx.artifacts_dir / "ddl.sql"
+        path.write_text(ddl + ";\n", encoding="utf-8")
+        event = {"table": name, "schema": schema, "sql": ddl, "ddl_path": str(path)}
+        ctx.report("table.ddl_planned", **event, executed=False)
+        _check_columns(data.schema.names, data.schema.names, target, keys)
+        if ctx.plan_only:
+            return False
+        cursor.execute(ddl)  # DDL commits by itself in MySQL: on a later failure the table is dropped
+        ctx.report("table.ddl_executed", **event, executed=True, channel="pymysql")
+        return True
+    _check_columns(data.schema.names, existing, target, keys)
+    if config.get("mode") == "upsert":
+        _check_unique_key(cursor, schema, name, keys, target)
+    return False
 
 
 def create_table_sql(target: str, schema, keys: list[str]) -> str:
@@ -220,14 +214,6 @@ def _table_columns(cursor, schema: str, name: str) -> list[str] | None:
         (schema, name),
     )
     return [row[0] for row in cursor.fetchall()] or None
-
-
-def _plan_ddl(ctx: StepContext, ddl: str, schema: str, name: str) -> dict:
-    path = ctx.artifacts_dir / "ddl.sql"
-    path.write_text(ddl + ";\n", encoding="utf-8")
-    event = {"table": name, "schema": schema, "sql": ddl, "ddl_path": str(path)}
-    ctx.report("table.ddl_planned", **event, executed=False)
-    return event
 
 
 def _column_type(field, is_key: bool) -> str:
