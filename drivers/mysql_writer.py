@@ -334,13 +334,15 @@ def _load_rows(cursor, target: str, data) -> int:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
+    binary_kinds = (
+        pa.types.is_binary,
+        pa.types.is_large_binary,
+        pa.types.is_fixed_size_binary,
+        pa.types.is_binary_view,
+    )
     targets, assignments, columns = [], [], []
     for index, (name, column) in enumerate(zip(data.schema.names, data.columns, strict=True)):
-        if (
-            pa.types.is_binary(column.type)
-            or pa.types.is_large_binary(column.type)
-            or (pa.types.is_fixed_size_binary(column.type) or pa.types.is_binary_view(column.type))
-        ):
+        if any(is_kind(column.type) for is_kind in binary_kinds):
             targets.append(f"@v{index}")
             assignments.append(f"{quote_ident(name)} = UNHEX(@v{index})")
             column = pa.array([None if v is None else v.hex() for v in column.to_pylist()], pa.string())
