@@ -225,8 +225,8 @@ _TEXT_FORMS: tuple[Callable[[str], str], ...] = (
     lambda s: quote(s, safe=""),  # a DSN's userinfo, built properly
     lambda s: quote(s),  # urllib's default keeps "/"
     quote_plus,  # form bodies and query strings
-    lambda s: quote(s, safe=" +"),  # SQLAlchemy's URL rendering
-    lambda s: re.sub(r"[:@/]", lambda m: f"%{ord(m.group()):02X}", s),  # only the DSN-breaking characters
+    lambda s: quote(s, safe=" +"),  # quoting that leaves spaces and "+" alone
+    lambda s: re.sub(r"[:@/]", lambda m: f"%{ord(m.group()):02X}", s),  # SQLAlchemy 1.x: only ":@/"
     lambda s: json.dumps(s)[1:-1],
     lambda s: json.dumps(s, ensure_ascii=False)[1:-1],
     lambda s: json.dumps(s)[1:-1].replace("/", "\\/"),  # encoders that escape "/" (PHP, some loggers)
