@@ -48,6 +48,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--install-deps", action="store_true", help="pip install the pinned requirements first")
     run.add_argument("--download-data", action="store_true", help="also fetch data files (CSV, parquet)")
     run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    run.add_argument("--e2b-python", help="the Python inside the E2B template (default python3)")
+
+    template = sub.add_parser("e2b-template", help="print (or build) an E2B template with our dependencies")
+    template.add_argument("--build", metavar="NAME", help="build it in E2B under NAME (needs E2B_API_KEY)")
     return parser
 
 
@@ -136,6 +140,7 @@ def cmd_run(args) -> int:
         install_deps=args.install_deps,
         params=_params(args.param),
         download_data=args.download_data or None,
+        python=args.e2b_python,
     )
     report, out = run_pipeline(Path(args.pipeline), options, on_progress=lambda line: print(line, flush=True))
     print()
@@ -144,7 +149,29 @@ def cmd_run(args) -> int:
     return {"success": 0, "cancelled": 130}.get(report.status, 1)
 
 
-COMMANDS = {"validate": cmd_validate, "compile": cmd_compile, "run": cmd_run}
+def cmd_e2b_template(args) -> int:
+    import os
+
+    from osiris_action.sandbox import template
+    from osiris_action.sandbox.base import SandboxError
+
+    if not args.build:
+        print(template.render_dockerfile(), end="")
+        return 0
+    try:
+        template.build(args.build, os.environ.get("E2B_API_KEY"), on_log=print)
+    except SandboxError as exc:
+        raise OsirisError(exc.message, exc.hint) from exc
+    print(f"built E2B template {args.build}; run with --e2b-template {args.build}")
+    return 0
+
+
+COMMANDS = {
+    "validate": cmd_validate,
+    "compile": cmd_compile,
+    "run": cmd_run,
+    "e2b-template": cmd_e2b_template,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -40,6 +40,7 @@ class RunOptions:
     timeout: float = 900
     e2b_template: str | None = None
     install_deps: bool = False
+    python: str | None = None  # the interpreter inside an E2B template (default python3)
     params: dict[str, str] | None = None
     download_data: bool | None = None
 
@@ -81,7 +82,9 @@ def prepare(path: Path, options: RunOptions, environ: Mapping[str, str] = os.env
         connections = checked.connections
     from osiris_action.manifest import fingerprint
 
-    bundle = bundles.build(manifest, manifest_bytes, connections, path.parent.resolve(), options.install_deps)
+    # E2B always gets the pinned requirements: installed when asked or when the template lacks them
+    requirements = options.install_deps or options.target == "e2b"
+    bundle = bundles.build(manifest, manifest_bytes, connections, path.parent.resolve(), requirements)
     redactor = Redactor()
     for step in manifest["steps"]:
         key = bundles._connection_key(step, connections)
@@ -109,7 +112,10 @@ def make_sandbox(options: RunOptions, environ: Mapping[str, str]) -> Sandbox:
         from osiris_action.sandbox.e2b import E2BSandbox
 
         return E2BSandbox(
-            api_key=environ.get("E2B_API_KEY"), template=options.e2b_template, timeout=options.timeout
+            api_key=environ.get("E2B_API_KEY"),
+            template=options.e2b_template,
+            timeout=options.timeout,
+            python=options.python,
         )
     raise OsirisError(
         f"unknown target '{options.target}'", "Use --target local or --target e2b.", exit_code=2
@@ -170,8 +176,12 @@ class Run:
             if self.cancelled.is_set():
                 return
             host_hashes = sandbox.prepare(bundle.files)
-            if self.options.install_deps and "requirements.txt" in bundle.files:
+            if "requirements.txt" in bundle.files and (
+                self.options.install_deps or sandbox.missing_imports()
+            ):
                 sandbox.install(self.out)
+            if self.cancelled.is_set():
+                return
             env = {**self.p.env, "OSIRIS_BUNDLE_SHA256": seal}
             command = [sandbox.python, "worker.py", "--run-id", self.run_id]
             code = sandbox.run(command, env, self.options.timeout, self._on_line)

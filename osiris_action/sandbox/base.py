@@ -91,6 +91,10 @@ class Sandbox:
     def install(self, out: Path) -> None:
         """Install the bundle's requirements.txt inside the sandbox; the log is kept under out/."""
 
+    def missing_imports(self) -> list[str]:
+        """Modules the bundle needs that the sandbox's Python cannot import."""
+        return []
+
     def run(self, command: list[str], env: dict[str, str], timeout: float, on_line: LineHandler) -> int:
         """Run the command in the bundle folder with exactly `env`; each stdout line goes to on_line.
         Returns the exit code; raises SandboxTimeout or SandboxError when the sandbox fails."""

@@ -31,6 +31,7 @@ class LocalSandbox(Sandbox):
         self.root = Path(tempfile.mkdtemp(prefix="osiris-sandbox-"))
         self._proc: subprocess.Popen | None = None
         self._timed_out = False
+        self._stopped = False
         self.uploaded: set[str] = set()
         self.stderr_tail = ""
 
@@ -45,6 +46,8 @@ class LocalSandbox(Sandbox):
         return {rel: hashlib.sha256(data).hexdigest() for rel, data in files.items()}
 
     def run(self, command: list[str], env: dict[str, str], timeout: float, on_line: LineHandler) -> int:
+        if self._stopped:  # cancelled before the worker started: never start it
+            return -9
         child_env = {k: os.environ[k] for k in PASS_THROUGH if k in os.environ}
         child_env.update({"HOME": str(self.root), "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"})
         child_env.update(env)
@@ -87,6 +90,7 @@ class LocalSandbox(Sandbox):
         self.stop()
 
     def stop(self) -> None:
+        self._stopped = True
         if self._proc and self._proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self._proc.pid, signal.SIGKILL)
