@@ -570,7 +570,8 @@ class _Checker:
     def _sql(self, steps: list, valid: list[dict], needs: dict[str, list[str]]) -> None:
         df_names = graph.dataframe_names([s["id"] for s in valid])
         for step in valid:
-            component = components.get(step.get("component") or step.get("uses") or "")
+            name = step["component"] if "component" in step else step.get("uses")
+            component = components.get(name) if isinstance(name, str) else None
             config = step.get("config")
             if component is None or component.name != "duckdb.processor" or not isinstance(config, dict):
                 continue
