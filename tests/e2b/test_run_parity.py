@@ -79,7 +79,9 @@ def test_database_pipeline_reports_match(fake_e2b, tmp_path, mysql_db, pg_db, mo
     (tmp_path / "osiris_connections.yaml").write_text(f"""
 connections:
   mysql:
-    src: {{host: {mysql_db.host}, port: {mysql_db.port}, database: {mysql_db.database}, user: root, password: ""}}
+    src:
+      {{host: {mysql_db.host}, port: {mysql_db.port}, database: {mysql_db.database}, user: root,
+        password: ""}}
   supabase:
     staging: {{pg_dsn: "${{PG_DSN}}"}}
 """)
