@@ -235,7 +235,8 @@ class _Builder:
                     span,
                     "error",
                     "OML002",
-                    f"duplicate key '{key}' (first defined on line {first.line})",
+                    f"duplicate key '{event.value if isinstance(event, ev.ScalarEvent) else key}' "
+                    f"(first defined on line {first.line})",
                     "YAML keeps only the last value, so the first one is silently ignored; "
                     "remove one of the two.",
                 )
