@@ -100,7 +100,7 @@ def run(step: dict, inputs: dict, ctx: StepContext):
       before it. Blank and repeated header names become "Unnamed: i" and "name.1", as in pandas.
     - `parse_dates: false` (the default) keeps date and time columns as text, as pandas does; `true`
       lets pyarrow infer ISO-8601 dates, times and timestamps; a list reads those columns as
-      timestamps.
+      timestamps and keeps the other ones as text.
     - `na_values` are added to the usual null markers ("", "NA", "NULL", "nan", ...), and these
       markers make string columns null too.
     - `columns` selects columns in the order given (pandas' usecols keeps the file's order).

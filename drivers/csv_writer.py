@@ -163,7 +163,7 @@ def _render(batch, delimiter: str, quoting: str, eol: str) -> memoryview:
     # Only text can hold these characters, unless the delimiter itself could occur in how a number,
     # date or boolean is written.
     delimiter_in_values = delimiter.isalnum() or delimiter in " .+-:"
-    if not batch.num_columns:
+    if not batch.num_columns or not batch.num_rows:
         return memoryview(eol.encode() * batch.num_rows)
     cells = []
     for column in batch.columns:

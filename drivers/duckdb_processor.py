@@ -26,6 +26,14 @@ SPEC = {
 # the like may come before it (e.g. a CREATE TEMP TABLE the final SELECT reads).
 RESULT_STATEMENTS = ("SELECT", "PRAGMA", "EXPLAIN", "CALL")
 
+# Upstream drivers mark text columns that hold JSON, UUIDs or arbitrary-precision numbers with this field
+# metadata, and writers create jsonb/uuid/numeric columns from it. DuckDB drops field metadata, so the
+# mark is carried through DuckDB's own types: marked JSON goes in as DuckDB JSON, and every JSON or UUID
+# column of the result comes out marked (a passthrough, to_json(...), uuid()). DuckDB has no type for
+# unbounded numerics or for a UUID held as text, so those marks do not survive a query.
+MARK = b"osiris.type"
+MARKS_BY_RESULT_TYPE = {"JSON": b"json", "UUID": b"uuid"}
+
 NAMING_HINT = (
     "Upstream steps are visible as df_<step id> (characters other than letters, digits and _ become _), "
     'under their own id (quote ids with hyphens: "extract-users"), and as input_df when the step has '
@@ -37,8 +45,8 @@ def run(step: dict, inputs: dict, ctx: StepContext):
     """Register every input table under each name the worker gave it, run the query, return its rows.
 
     Arrow goes in and out without a copy and without pandas, so DECIMAL stays decimal and timestamps
-    keep their unit and zone. The session time zone is UTC so that TIMESTAMPTZ results do not depend on
-    the machine that runs the pipeline.
+    keep their unit and zone; JSON columns keep their JSON mark (see MARK). The session time zone is
+    UTC so that TIMESTAMPTZ results do not depend on the machine that runs the pipeline.
     """
     import duckdb
 
@@ -47,7 +55,7 @@ def run(step: dict, inputs: dict, ctx: StepContext):
     try:
         con.execute("SET TimeZone = 'UTC'")
         for name, table in inputs.items():
-            con.register(name, table)
+            con.register(name, _json_typed(table))
         try:
             statements = duckdb.extract_statements(query)
             if not statements:
@@ -65,11 +73,39 @@ def run(step: dict, inputs: dict, ctx: StepContext):
                 )
             for statement in setup:
                 con.execute(statement)
-            return con.sql(last).to_arrow_table()
+            result = con.sql(last)
+            return _marked(result.to_arrow_table(), [str(t) for t in result.types])
         except duckdb.Error as exc:
             raise _query_error(step["id"], exc, sorted(inputs)) from None
     finally:
         con.close()
+
+
+def _json_typed(table):
+    """The table with its JSON-marked text columns as Arrow JSON, over the same buffers."""
+    import pyarrow as pa
+
+    for index, field in enumerate(table.schema):
+        is_text = pa.types.is_string(field.type) or pa.types.is_large_string(field.type)
+        if (field.metadata or {}).get(MARK) != b"json" or not is_text:
+            continue
+        json_type = pa.json_(field.type)
+        chunks = [pa.ExtensionArray.from_storage(json_type, chunk) for chunk in table.column(index).chunks]
+        table = table.set_column(index, field.name, pa.chunked_array(chunks, json_type))
+    return table
+
+
+def _marked(table, duckdb_types: list[str]):
+    """The result with JSON and UUID columns marked, so a writer downstream knows what the text holds."""
+    import pyarrow as pa
+
+    marks = {i: MARKS_BY_RESULT_TYPE[t] for i, t in enumerate(duckdb_types) if t in MARKS_BY_RESULT_TYPE}
+    if not marks:
+        return table
+    schema = table.schema
+    for index, mark in marks.items():
+        schema = schema.set(index, schema.field(index).with_metadata({MARK: mark}))
+    return pa.Table.from_arrays(table.columns, schema=schema)
 
 
 def _query_error(step_id: str, exc: Exception, available: list[str]) -> StepError:

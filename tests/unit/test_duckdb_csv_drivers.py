@@ -117,6 +117,22 @@ def test_decimals_and_timestamps_stay_exact(tmp_path):
     assert out.schema.field("day").type == pa.date32()
 
 
+def test_json_and_uuid_columns_leave_marked_for_the_writers(tmp_path):
+    marked = pa.field("doc", pa.large_string(), metadata={"osiris.type": "json"})
+    table = pa.table([pa.array(['{"a": [1, 2]}', None], pa.large_string()), pa.array([1, 2])],
+                     schema=pa.schema([marked, ("n", pa.int64())]))  # fmt: skip
+    out = sql(
+        "SELECT doc, doc->>'$.a[0]' AS first, to_json({n: n}) AS built, uuid() AS id, n FROM input_df",
+        {"input_df": table},
+        tmp_path,
+    )
+    marks = {f.name: (f.metadata or {}).get(b"osiris.type") for f in out.schema}
+    assert marks == {"doc": b"json", "first": None, "built": b"json", "id": b"uuid", "n": None}
+    # The JSON text is passed on as it was, not re-serialised.
+    assert out.column("doc").to_pylist() == ['{"a": [1, 2]}', None]
+    assert out.column("first").to_pylist() == ["1", None]
+
+
 def test_missing_table_names_the_tables_that_exist(tmp_path):
     table = pa.table({"x": [1]})
     with pytest.raises(StepError) as error:
