@@ -65,10 +65,18 @@ class Column:
     select: str = "{}"  # how a table read selects it so that connectorx carries it exactly
     connectorx: bool = True  # False: connectorx cannot read the column as the query returns it
 
+    @property
+    def arrow_type(self):
+        """JSON travels as Arrow's canonical `arrow.json` extension, which DuckDB keeps and Postgres
+        writers turn into JSONB; the field metadata marks it too, for readers that know no extensions."""
+        import pyarrow as pa
+
+        return pa.json_(self.type) if self.json else self.type
+
     def field(self):
         import pyarrow as pa
 
-        return pa.field(self.name, self.type, metadata=JSON_METADATA if self.json else None)
+        return pa.field(self.name, self.arrow_type, metadata=JSON_METADATA if self.json else None)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -328,8 +336,8 @@ def normalise_batch(batch, columns: list[Column]):
                     "0 and 1.",
                     f"Select it as CAST({quote_ident(column.name)} AS SIGNED) to read it as an integer.",
                 )
-        if array.type != column.type:
-            array = array.cast(column.type)
+        if array.type != column.arrow_type:
+            array = array.cast(column.arrow_type)
         arrays.append(array)
     return pa.RecordBatch.from_arrays(arrays, schema=pa.schema([c.field() for c in columns]))
 
@@ -344,7 +352,7 @@ def rows_to_batch(rows: list[tuple], columns: list[Column]):
         if column.type == pa.time64("us"):
             values = [_time_micros(column.name, value) for value in values]
         try:
-            arrays.append(pa.array(values, type=pa.int64() if column.boolean else column.type))
+            arrays.append(pa.array(values, type=pa.int64() if column.boolean else column.arrow_type))
         except (pa.ArrowException, TypeError, ValueError) as exc:
             raise StepError(
                 f"Column '{column.name}' holds a value that does not fit {column.type}: {exc}.",

@@ -222,7 +222,9 @@ def _column_type(field, is_key: bool) -> str:
     kind = field.type
     if pa.types.is_dictionary(kind):
         kind = kind.value_type
-    if (field.metadata or {}).get(b"osiris.type") == b"json":
+    if (field.metadata or {}).get(b"osiris.type") == b"json" or getattr(
+        kind, "extension_name", ""
+    ) == "arrow.json":
         sql = "JSON"
     elif pa.types.is_decimal(kind):
         if kind.precision > 65 or kind.scale > 30:
@@ -315,6 +317,11 @@ def _plain(data):
     columns = []
     for column in data.columns:
         kind = column.type
+        if isinstance(kind, pa.BaseExtensionType):  # e.g. arrow.json: its storage is what travels
+            column, kind = (
+                pa.chunked_array([c.storage for c in column.chunks], kind.storage_type),
+                kind.storage_type,
+            )
         if pa.types.is_dictionary(kind):
             column, kind = column.cast(kind.value_type), kind.value_type
         if pa.types.is_timestamp(kind) and (kind.tz or kind.unit == "ns"):

@@ -58,7 +58,7 @@ EVERY_TYPE_SCHEMA = {
     "clock": pa.time64("us"),
     "flag": pa.bool_(),
     "yes": pa.bool_(),
-    "doc": pa.string(),
+    "doc": pa.json_(pa.string()),
     "blob_col": pa.binary(),
     "bin4": pa.binary(),
     "varbin": pa.binary(),
