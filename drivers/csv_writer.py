@@ -56,57 +56,33 @@ def run(step: dict, inputs: dict, ctx: StepContext):
     stay apart (PostgreSQL's COPY reads them back as NULL and ''). `minimal` quotes only values that
     contain the delimiter, a quote or a line break; `nonnumeric` also quotes every value that is not a
     number (text, dates, timestamps, booleans); `all` quotes every value. Values are rendered by Arrow
-    (booleans as true/false, timestamps as `2024-01-31 12:00:00.000000`). pyarrow's own CSV writer is
+    (booleans as true/false, floats in their shortest exact form with 1.0 as 1, timestamps as
+    `2024-01-31 12:00:00.000000`). pyarrow's own CSV writer is
     not used because its "needed" style quotes every string value, which is not `minimal`.
     """
-    import tempfile
-
-    import pyarrow as pa
-
     config = step["config"]
     table = _single_input(inputs, step["id"])
     path, shown = resolve(config["path"], ctx)
     if path.is_dir():
+        raise StepError(f"'{shown}' is a folder, not a file.", hint="Set path to a file, e.g. out/data.csv.")
+    if not path.parent.is_dir() and not config["create_dirs"]:
         raise StepError(
-            f"'{shown}' is a folder, not a file.", hint="Set path to a file name, e.g. out/data.csv."
+            f"The folder of '{shown}' does not exist.",
+            hint="Create the folder, or set create_dirs: true to let the step create it.",
         )
-    if not path.parent.is_dir():
-        if not config["create_dirs"]:
-            raise StepError(
-                f"The folder of '{shown}' does not exist.",
-                hint="Create the folder, or set create_dirs: true to let the step create it.",
-            )
-        path.parent.mkdir(parents=True, exist_ok=True)
-
-    encode = _encoder(config["encoding"])
-    eol = NEWLINES[config["newline"]]
-    rows = 0
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(handle, "wb") as out:
-            if config["header"]:
-                out.write(encode(_header(table.schema.names, config["delimiter"], config["quoting"], eol)))
-            for batch in table.to_batches(max_chunksize=max(config["chunk_size"], MIN_BATCH_ROWS)):
-                out.write(encode(_render(batch, config["delimiter"], config["quoting"], eol)))
-                rows += batch.num_rows
-        os.chmod(temporary, stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o644)
-        os.replace(temporary, path)
-    except BaseException as exc:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        if isinstance(exc, UnicodeEncodeError):
-            raise StepError(
-                f"Could not write '{shown}' as {config['encoding']}: {exc}.",
-                hint="Choose an encoding that can hold every value, such as utf-8.",
-            ) from None
-        if isinstance(exc, pa.ArrowException):
-            raise StepError(f"Could not write '{shown}': {exc}", hint=_type_hint()) from None
-        if isinstance(exc, OSError):
-            raise StepError(
-                f"Could not write '{shown}': {exc.strerror}.",
-                hint="Check that the folder is writable and the disk has space.",
-            ) from None
-        raise
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rows = _write_atomically(path, lambda out: _write_rows(out, table, config))
+    except UnicodeEncodeError as exc:
+        raise StepError(
+            f"Could not write '{shown}' as {config['encoding']}: {exc}.",
+            hint="Choose an encoding that can hold every value, such as utf-8.",
+        ) from None
+    except OSError as exc:
+        raise StepError(
+            f"Could not write '{shown}': {exc.strerror}.",
+            hint="Check that the folder is writable and the disk has space.",
+        ) from None
     ctx.report(
         "write.complete",
         table=shown,
@@ -117,6 +93,39 @@ def run(step: dict, inputs: dict, ctx: StepContext):
         path=shown,
     )
     return None
+
+
+def _write_atomically(path, write) -> int:
+    """Run `write` on a temporary file next to `path`, then move it over `path` in one rename; on any
+    failure remove the temporary file and leave `path` as it was. A new file gets mode 0644, a replaced
+    one keeps its mode. (Atomic against failures of the step; without an fsync, not against power loss,
+    which a disposable sandbox does not need.)"""
+    import tempfile
+
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            result = write(out)
+        os.chmod(temporary, stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    return result
+
+
+def _write_rows(out, table, config: dict) -> int:
+    """Header and rows, batch by batch; returns the number of rows written."""
+    encode = _encoder(config["encoding"])
+    delimiter, quoting, eol = config["delimiter"], config["quoting"], NEWLINES[config["newline"]]
+    if config["header"]:
+        out.write(encode(_header(table.schema.names, delimiter, quoting, eol)))
+    rows = 0
+    for batch in table.to_batches(max_chunksize=max(config["chunk_size"], MIN_BATCH_ROWS)):
+        out.write(encode(_render(batch, delimiter, quoting, eol)))
+        rows += batch.num_rows
+    return rows
 
 
 def _single_input(inputs: dict, step_id: str):
@@ -166,14 +175,22 @@ def _render(batch, delimiter: str, quoting: str, eol: str) -> memoryview:
     if not batch.num_columns or not batch.num_rows:
         return memoryview(eol.encode() * batch.num_rows)
     cells = []
-    for column in batch.columns:
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
         is_text = _is_text(column.type)
         is_number = (
             pa.types.is_integer(column.type)
             or pa.types.is_floating(column.type)
             or pa.types.is_decimal(column.type)
         )
-        text = pc.cast(column, pa.string())
+        try:
+            text = pc.cast(column, pa.string())
+        except pa.ArrowException as exc:
+            raise StepError(
+                f"Column '{name}' ({column.type}) cannot be written as CSV text: {exc}.",
+                hint="CSV holds text, numbers, booleans, dates and times; turn other columns (lists, "
+                "structs, intervals, binary) into text in an upstream duckdb.processor step, e.g. "
+                "CAST(col AS VARCHAR) or to_json(col).",
+            ) from None
         if quoting == "all" or (quoting == "nonnumeric" and not is_number):
             text = _quoted(text, escape=is_text)
         elif is_text or delimiter_in_values:
@@ -210,11 +227,4 @@ def _is_text(arrow_type) -> bool:
         or pa.types.is_string_view(arrow_type)
         or pa.types.is_binary(arrow_type)
         or pa.types.is_large_binary(arrow_type)
-    )
-
-
-def _type_hint() -> str:
-    return (
-        "CSV holds text, numbers, booleans, dates and times; turn other columns (lists, structs, binary) "
-        "into text in an upstream duckdb.processor step, e.g. CAST(col AS VARCHAR) or to_json(col)."
     )

@@ -301,7 +301,7 @@ def test_writer_needs_exactly_one_input(tmp_path):
 def test_write_refuses_columns_csv_cannot_hold(tmp_path):
     with pytest.raises(StepError) as error:
         write(tmp_path, pa.table({"tags": [["a", "b"]]}), path="x.csv")
-    assert "CAST" in error.value.hint
+    assert "Column 'tags' (list<item: string>)" in error.value.message and "CAST" in error.value.hint
     assert not (tmp_path / "x.csv").exists()
 
 
