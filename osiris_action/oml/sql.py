@@ -32,8 +32,12 @@ def _connection():
     return duckdb.connect(":memory:")
 
 
-def check_query(query: str, provided: set[str]) -> list[SqlFinding]:
-    """Syntax errors (OML060), non-SELECT queries (OML062) and tables no upstream step provides (OML061)."""
+def check_query(query: str, provided: set[str] | None) -> list[SqlFinding]:
+    """Syntax errors (OML060), non-SELECT queries (OML062) and tables no upstream step provides (OML061).
+
+    `provided` is None when the step's inputs are unknown (its `needs` are broken, already an error):
+    then every table would look missing, so tables are not checked.
+    """
     raw = _connection().execute("SELECT json_serialize_sql(?)", [query]).fetchone()[0]
     result = json.loads(raw)
     if result.get("error"):
@@ -51,6 +55,8 @@ def check_query(query: str, provided: set[str]) -> list[SqlFinding]:
                 )
             ]
         return _statement_check(query)
+    if provided is None:
+        return []
     known = {name.lower() for name in provided}
     ctes: set[str] = set()
     tables: list[tuple[str, int]] = []

@@ -46,6 +46,7 @@ class _Checker:
         self.doc = doc
         self.connections = connections
         self.found: list[Diagnostic] = []
+        self.unsure_inputs: set[Any] = set()  # steps with broken `needs`: their SQL's tables are not checked
 
     def add(
         self, path: tuple, severity: str, code: str, message: str, hint: str, part: str = "value", span=None
@@ -318,6 +319,8 @@ class _Checker:
                 continue
             at = ("steps", i, "needs")
             needs = step["needs"]
+            if not isinstance(needs, list) or not all(isinstance(d, str) and d in ids for d in needs):
+                self.unsure_inputs.add(step.get("id"))
             if not isinstance(needs, list):
                 self.add(
                     at,
@@ -578,11 +581,10 @@ class _Checker:
             query = config.get("query")
             if not isinstance(query, str) or not query.strip() or _has_param(query):
                 continue  # empty is OML042; with `${params.X}` the SQL is known only at compile
-            provided = {
-                name
-                for names in graph.input_names(needs.get(step["id"], []), df_names).values()
-                for name in names
-            }
+            provided = None
+            if step["id"] not in self.unsure_inputs:
+                inputs = graph.input_names(needs.get(step["id"], []), df_names)
+                provided = {name for names in inputs.values() for name in names}
             path = ("steps", step["_index"], "config", "query")
             for f in sql.check_query(query, provided):
                 span = sql.locate(self.doc, path, query, f.offset, f.length)
