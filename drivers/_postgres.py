@@ -318,11 +318,17 @@ def server_error(exc: Exception) -> tuple[str, str | None]:
         if details.get("PG_DIAG_MESSAGE_DETAIL"):
             message += f" ({details['PG_DIAG_MESSAGE_DETAIL']})"
     else:
+        found = re.search(r"SQLSTATE: (\w+)", str(exc))
+        state = state or (found.group(1) if found else None)
+        if re.search(
+            r"terminating connection|server closed the connection|no connection to the server", str(exc)
+        ):
+            state = state or "57P01"
         message = _libpq_text(re.sub(r"\. SQLSTATE: \w+\s*$", "", str(exc)))
         message = re.sub(
             r"^(\w+: )?Failed to (execute|prepare) query( '.*?')?: (ERROR: )?", "", message, flags=re.S
         )
-        message = re.split(r" (?:LINE \d+:|Query was:)", message)[0]
+        message = re.split(r" (?:LINE \d+:|Query was:|CONTEXT:)", message)[0]
         message = re.sub(r" DETAIL: (.*?)\.?$", r" (\1)", message)
     return message, state
 

@@ -1,8 +1,10 @@
 """supabase.writer (also postgres.writer): write an Arrow table into a Postgres/Supabase table.
 
 SQL channel (`sql_copy`), used whenever the connection gives pg_dsn/dsn or host + user + database:
-ADBC streams the Arrow table as binary COPY into a temporary staging table, and the same session then
-applies the mode, all in ONE transaction that also holds the CREATE TABLE of a missing table:
+ADBC streams the Arrow table as binary COPY into a temporary staging table (adbc_ingest, temporary=True,
+which runs on the same libpq session inside the open transaction), and that session then applies the mode,
+all in ONE transaction that also holds the CREATE TABLE of a missing table; the staging table is dropped
+before COMMIT and vanishes with a rollback:
 - append:  INSERT INTO target SELECT ... FROM staging
 - replace: DELETE FROM target, then the INSERT. The table itself stays (grants, RLS policies, triggers,
            dependent views, foreign keys), readers see the old rows until COMMIT.
@@ -14,12 +16,16 @@ count the server reports for the INSERT.
 REST channel (`rest`, PostgREST as Supabase serves it), used only when the connection gives just a url and a
 key: JSON batches of `batch_size` rows. It is NOT atomic: a failure part-way leaves the batches already sent,
 and replace (delete every row through a filter on primary_key, then insert) shows an empty or partial table
-while it runs. write.complete says `atomic: false`. Over REST a missing table cannot be created: the driver
-writes ddl.sql and fails, naming the pg_dsn to add, rather than succeeding with zero rows.
+while it runs. write.complete says `atomic: false`. 5xx and 429 answers are retried (exponential backoff,
+`retries` times): after a gateway timeout an append batch the database did commit may land twice.
+Over REST a missing table cannot be created: the driver writes ddl.sql and fails, naming the pg_dsn to
+add, rather than succeeding with zero rows.
 
 Naive timestamps are taken as UTC. `prefer: resolution=ignore-duplicates` makes upsert keep existing rows
 (ON CONFLICT DO NOTHING); `returning` and the other `prefer` values change nothing (rows are never returned).
-`timeout` bounds connecting and each HTTP request, not the load itself.
+`timeout` bounds connecting and each HTTP request, not the load itself. `ddl_channel` is accepted for
+compatibility: DDL always runs on the SQL channel (Osiris's http_sql needed a custom endpoint Supabase
+does not have).
 """
 
 from __future__ import annotations
@@ -98,6 +104,8 @@ SPEC = {
 
 
 MODES = ("append", "replace", "upsert")
+# Types without an equality operator: upsert compares them as text to tell whether a row changed.
+NO_EQUALITY = {"json", "xml", "point", "line", "lseg", "box", "path", "polygon", "circle"}
 
 
 def run(step: dict, inputs: dict, ctx: StepContext) -> None:
@@ -202,13 +210,15 @@ def _write_sql(channel: SqlChannel, data, schema, table, mode, pk, cfg, ctx) -> 
             cur.execute("SET LOCAL TIME ZONE 'UTC'")
             if ddl:
                 cur.execute(ddl)
-                casts = _fit(data, table_columns(cur, schema, table), schema, table)
+                columns = table_columns(cur, schema, table)
+                casts = _fit(data, columns, schema, table)
             staging = stage(cur, data, f"osiris_stage_{uuid.uuid4().hex[:12]}")
             deleted = None
             if mode == "replace" and not ddl:
                 cur.execute(f"DELETE FROM {target}")
                 deleted = cur.rowcount
-            cur.execute(_insert_sql(target, staging, data.column_names, casts, mode, pk, cfg))
+            no_equality = {c.name for c in columns or [] if c.base in NO_EQUALITY}
+            cur.execute(_insert_sql(target, staging, data.column_names, casts, mode, pk, cfg, no_equality))
             written = cur.rowcount
             cur.execute(f"DROP TABLE {staging}")
         conn.commit()
@@ -238,7 +248,7 @@ def _rollback(conn) -> None:
         conn.rollback()
 
 
-def _insert_sql(target, staging, names, casts, mode, pk, cfg) -> str:
+def _insert_sql(target, staging, names, casts, mode, pk, cfg, no_equality=frozenset()) -> str:
     cols = ", ".join(quote(c) for c in names)
     select = ", ".join(f"s.{quote(c)}" + (f"::{casts[c]}" if c in casts else "") for c in names)
     sql = f"INSERT INTO {target} AS t ({cols}) SELECT {select} FROM {staging} AS s"
@@ -249,8 +259,8 @@ def _insert_sql(target, staging, names, casts, mode, pk, cfg) -> str:
     if not rest or cfg.get("prefer") == "resolution=ignore-duplicates":
         return sql + conflict + " DO NOTHING"
     sets = ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in rest)
-    old = ", ".join(f"t.{quote(c)}" for c in rest)
-    new = ", ".join(f"EXCLUDED.{quote(c)}" for c in rest)
+    old = ", ".join(f"t.{quote(c)}" + ("::text" if c in no_equality else "") for c in rest)
+    new = ", ".join(f"EXCLUDED.{quote(c)}" + ("::text" if c in no_equality else "") for c in rest)
     return sql + conflict + f" DO UPDATE SET {sets} WHERE ROW({old}) IS DISTINCT FROM ROW({new})"
 
 

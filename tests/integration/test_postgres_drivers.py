@@ -300,6 +300,19 @@ def test_upsert_counts_inserted_and_changed_rows_and_skips_unchanged_ones(pg_db,
     assert rows(pg_db, "SELECT xmin::text FROM people WHERE id = 1") == xmin  # not rewritten
 
 
+def test_upsert_into_a_json_column_which_has_no_equality_operator(pg_db, tmp_path):
+    pg_execute(
+        pg_db, "CREATE TABLE docs (id int PRIMARY KEY, body json)", "INSERT INTO docs VALUES (1, '[1]')"
+    )
+    data = pa.table(
+        [pa.array([1, 2], pa.int32()), ["[1]", '{"b": 2}']],
+        schema=pa.schema([("id", pa.int32()), json_field("body")]),
+    )
+    run = write(tmp_path, dsn(pg_db), data, table="docs", write_mode="upsert", primary_key="id")
+    assert run.event("write.complete")["rows_written"] == 1
+    assert rows(pg_db, "SELECT id, body FROM docs ORDER BY id") == [(1, [1]), (2, {"b": 2})]
+
+
 def test_upsert_with_a_composite_key(pg_db, tmp_path):
     pg_execute(
         pg_db,
@@ -422,6 +435,8 @@ def test_connection_killed_during_the_load_leaves_the_target_unchanged(pg_db, tm
         thread.join()
     assert killed, "the load never reached the stalled row"
     assert "nothing was changed" in err.value.message
+    assert "terminating connection due to administrator command" in err.value.message
+    assert "nothing was committed" in err.value.hint
     assert rows(pg_db, "SELECT * FROM people ORDER BY id") == before
 
 
