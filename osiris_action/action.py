@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,18 +25,19 @@ from osiris_action.changes import changed_files
 from osiris_action.diagnostics import Diagnostic, format_sarif, has_errors
 from osiris_action.errors import OsirisError
 from osiris_action.github import command
-from osiris_action.github.annotations import Annotator
+from osiris_action.github.annotations import PER_TYPE_LIMIT, Annotator
 from osiris_action.github.event import Event, load_event
 from osiris_action.github.file_command import set_outputs
 from osiris_action.github.inputs import InputError, get_bool, get_choice, get_input, get_multiline
-from osiris_action.github.summary import Summary, inline_code
+from osiris_action.github.summary import Raw, Summary, inline_code
 from osiris_action.pipelines import Checked, Checker, discover
 from osiris_action.redact import Redactor
-from osiris_action.render import add_report, findings
+from osiris_action.render import add_report, findings, line
 from osiris_action.report import RunReport
 from osiris_action.run import Run, RunOptions, new_run_id, prepare
 
 MODES = ("validate", "compile", "run")
+_SEVERITY = {"error": 0, "warning": 1, "notice": 2}
 
 
 @dataclass
@@ -108,6 +110,16 @@ class Outcome:
     errors: list[str] = field(default_factory=list)
     cancelled: bool = False
     mode: str = "validate"
+    runs: list[Run] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def cancel(self) -> None:
+        """SIGTERM/SIGINT (the runner cancelling the job): stop every sandbox, keep the rest going
+        far enough to write the summary, the report and the outputs."""
+        self.cancelled = True
+        with self.lock:
+            for run in self.runs:
+                run.cancel()
 
     @property
     def diagnostics(self) -> list[Diagnostic]:
@@ -124,14 +136,16 @@ class Outcome:
         return "failure" if failing else "success"
 
 
-def _secret_env_names(workspace: Path, inputs: Inputs) -> set[str]:
+def _secret_env_names(workspace: Path, connections: str | None) -> set[str]:
     """Every `${ENV}` a connections file uses for a secret field: masked before anything prints."""
     names: set[str] = set()
-    candidates = [Path(inputs.connections)] if inputs.connections else list(workspace.rglob(conns.FILE_NAME))
+    candidates = [workspace / connections] if connections else list(workspace.rglob(conns.FILE_NAME))
     for path in candidates:
+        if ".git" in path.parts:
+            continue
         try:
             loaded, _ = conns.load(path)
-        except OSError:
+        except (OSError, OsirisError):
             continue
         for aliases in loaded.families.values():
             for fields in aliases.values():
@@ -141,12 +155,26 @@ def _secret_env_names(workspace: Path, inputs: Inputs) -> set[str]:
     return names
 
 
-def mask_secrets(env, inputs: Inputs, workspace: Path, redactor: Redactor) -> None:
-    values = [inputs.e2b_api_key, inputs.github_token, env.get("E2B_API_KEY", "")]
-    values += [env.get(name, "") for name in sorted(_secret_env_names(workspace, inputs))]
+def mask_secrets(env: Mapping[str, str], workspace: Path, redactor: Redactor) -> None:
+    """`::add-mask::` every secret value before anything else is printed.
+
+    Read straight from the environment, before the inputs are validated: an error about a bad input
+    must not be the first line to show a secret. A DSN's password is masked on its own as well, since
+    drivers print URLs with the password cut out of them and error messages quote it alone.
+    """
+    values = [get_input("e2b-api-key", env), get_input("github-token", env), env.get("E2B_API_KEY", "")]
+    names = _secret_env_names(workspace, get_input("connections", env) or None)
+    for name in sorted(names):
+        value = env.get(name, "")
+        values.append(value)
+        values += conns.secret_values({"dsn": value}) if "://" in value else []
+    emit_masks(values, redactor)
+
+
+def emit_masks(values, redactor: Redactor) -> None:
     lines: list[str] = []
     for value in values:
-        if value:
+        if value and value not in redactor.secrets:
             redactor.add(value)
             lines += command.add_mask(value)
     command.emit(lines)
@@ -158,17 +186,39 @@ def select_pipelines(inputs: Inputs, event: Event, workspace: Path, outcome: Out
     if not (event.is_pull_request and inputs.changed_only):
         return matched
     changed, how = changed_files(workspace, event, inputs.github_token or None, env)
-    if not changed and "could not" in how:
+    if not changed and how not in ("git diff", "GitHub API"):
         outcome.notes.append(f"Changed files unknown ({how}); checking every matched pipeline.")
         return matched
     changed_set = set(changed)
-    connections_changed = any(Path(c).name == conns.FILE_NAME for c in changed)
-    chosen = [p for p in matched if p.as_posix() in changed_set or connections_changed]
+    changed_connections = {(workspace / c).resolve() for c in changed if Path(c).name == conns.FILE_NAME}
+    chosen, via_connections = [], 0
+    for path in matched:
+        if _relative(path, workspace) in changed_set:
+            chosen.append(path)
+        elif changed_connections and _connections_file(inputs, path) in changed_connections:
+            chosen.append(path)  # same pipeline, other credentials, hosts or base_dir: check it again
+            via_connections += 1
     outcome.notes.append(
-        f"{len(chosen)} of {len(matched)} pipeline(s) changed in this pull request ({how})"
-        + ("; a connections file changed, so all are checked" if connections_changed else "")
+        f"{len(chosen) - via_connections} of {len(matched)} pipeline(s) changed in this pull request ({how})"
+        + (f"; {via_connections} more use a connections file it changed" if via_connections else "")
     )
     return chosen
+
+
+def _relative(path: Path, workspace: Path) -> str:
+    try:
+        return path.resolve().relative_to(workspace).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _connections_file(inputs: Inputs, pipeline: Path) -> Path | None:
+    """The connections file the pipeline is checked and run with (the Checker's own lookup)."""
+    try:
+        found = conns.find(inputs.connections, pipeline.parent)
+    except OsirisError:
+        return None
+    return found.resolve() if found else None
 
 
 def _ignored(path: Path) -> bool:
@@ -182,10 +232,10 @@ def run_all(outcome: Outcome, env, out_root: Path, redactor: Redactor) -> None:
     if inputs.e2b_api_key:
         env = {**env, "E2B_API_KEY": inputs.e2b_api_key}
     runnable = [c for c in outcome.checked if c.compiled is not None]
-    runs: list[Run] = []
-    lock = threading.Lock()
 
     def one(checked: Checked) -> RunReport | None:
+        if outcome.cancelled:
+            return None
         options = RunOptions(
             target=inputs.target,
             connections=inputs.connections,
@@ -196,37 +246,50 @@ def run_all(outcome: Outcome, env, out_root: Path, redactor: Redactor) -> None:
         try:
             prepared = prepare(checked.path, options, env)
         except OsirisError as exc:
-            with lock:
+            with outcome.lock:
                 outcome.errors.append(redactor.redact(exc.render()))
             return None
-        for secret in prepared.redactor.secrets:
-            redactor.add(secret)
+        with outcome.lock:  # values resolved only now (a DSN's password): masked before the run prints
+            emit_masks(sorted(prepared.redactor.secrets), redactor)
         run = Run(prepared, options, lambda line: _log(redactor.redact(line)), env)
-        with lock:
-            runs.append(run)
+        with outcome.lock:
+            outcome.runs.append(run)
             if outcome.cancelled:
                 run.cancel()
         return run.execute()
 
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
+    with ThreadPoolExecutor(max_workers=inputs.max_parallel) as pool:
+        for report in pool.map(one, runnable):
+            if report is not None:
+                outcome.reports.append(report)
 
-        def cancel(*_):
-            outcome.cancelled = True
-            with lock:
-                for run in runs:
-                    run.cancel()
 
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            previous[sig] = signal.signal(sig, cancel)
-    try:
-        with ThreadPoolExecutor(max_workers=inputs.max_parallel) as pool:
-            for report in pool.map(one, runnable):
-                if report is not None:
-                    outcome.reports.append(report)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+def annotate_runs(outcome: Outcome, errors_shown: int) -> None:
+    """Each failed run as an error on the step that failed, in the error slots validation left free."""
+    room = PER_TYPE_LIMIT - errors_shown
+    by_file = {c.document.file: c for c in outcome.checked}
+    lines = []
+    for report in outcome.reports:
+        if report.status != "failure" or len(lines) >= room:
+            continue
+        failed = next((s for s in report.steps if s.status == "failed"), None)
+        error = (failed.error if failed else None) or report.error or {}
+        line = _step_line(by_file.get(report.file or ""), failed.id) if failed else None
+        title = f"Run failed at step {failed.id}" if failed else "Run failed"
+        message = str(error.get("message") or "the run failed")
+        if error.get("hint"):
+            message += f"\nHint: {error['hint']}"
+        lines.append(command.annotation("error", message, file=report.file, line=line, title=title))
+    command.emit(lines)
+
+
+def _step_line(checked: Checked | None, step_id: str) -> int | None:
+    data = checked.document.data if checked else None
+    steps = data.get("steps") if isinstance(data, dict) else None
+    for index, step in enumerate(steps if isinstance(steps, list) else []):
+        if isinstance(step, dict) and step.get("id") == step_id:
+            return checked.document.span(("steps", index, "id")).line
+    return None
 
 
 def _log(line: str) -> None:
@@ -234,40 +297,71 @@ def _log(line: str) -> None:
         echo(line + "\n")
 
 
-def write_summary(outcome: Outcome, path: str | None, extra_findings: list[Diagnostic]) -> str:
+def write_summary(
+    outcome: Outcome, path: str | None, extra_findings: list[Diagnostic], redactor: Redactor
+) -> str:
+    """Render the step summary, redact it, write it once; returns the Markdown (for the comment)."""
     inputs = outcome.inputs
     icon = {"success": "✅", "failure": "❌", "skipped": "⏭️"}[outcome.status]
     summary = Summary()
     summary.heading(f"{icon} Osiris pipelines: {outcome.status}", 2)
     sha = (outcome.event.head_sha or outcome.event.sha or "")[:7]
     summary.paragraph(
-        f"{len(outcome.checked)} pipeline(s) · mode {outcome.mode} · target {inputs.target} · "
-        f"{time.monotonic() - outcome.started:.1f} s"
-        + (f" · commit {inline_code(sha)}" if sha else "")
-        + f" · osiris-action {__version__}"
+        line(
+            f"{len(outcome.checked)} pipeline(s) · mode {outcome.mode} · target {inputs.target} · "
+            f"{time.monotonic() - outcome.started:.1f} s",
+            *((" · commit ", inline_code(sha)) if sha else ()),
+            f" · osiris-action {__version__}",
+        )
     )
     for note in outcome.notes:
         summary.paragraph(note)
     for error in outcome.errors:
         summary.code_block(error)
     if outcome.cancelled:
-        summary.paragraph("**Cancelled**: the run was stopped; results below are partial.")
+        summary.paragraph(line(Raw("<b>Cancelled</b>"), ": the run was stopped; results below are partial."))
     for report in outcome.reports:
         add_report(summary, report)
-    if outcome.mode != "run":
+    if outcome.mode != "run" or not outcome.reports:
         for checked in outcome.checked:
             state = "✅ compiled" if checked.compiled else ("✅ valid" if checked.ok else "❌ errors")
-            fp = f" · {inline_code(checked.compiled.fingerprint[:19] + '…')}" if checked.compiled else ""
-            summary.paragraph(f"{inline_code(checked.document.file)}: {state}{fp}")
+            fp = (" · ", inline_code(checked.compiled.fingerprint[:19] + "…")) if checked.compiled else ()
+            summary.paragraph(line(inline_code(checked.document.file), f": {state}", *fp))
     if extra_findings:
         summary.heading("Findings not shown as annotations", 3)
         summary.table(
             ["file", "line", "severity", "code", "message"],
             [[d.file, f"{d.line}:{d.column}", d.severity, d.code, d.message] for d in extra_findings],
         )
-    markdown = summary.render()
-    summary.write(path)
+    markdown = redactor.redact(summary.render())
+    # The redacted text goes to the file: the runner masks the summary too, but only the values that
+    # were registered with add-mask, and the redactor also knows secret-shaped values.
+    Summary(budget=summary.budget).raw(markdown).write(path)
     return markdown
+
+
+def _cancel_on_signals(outcome: Outcome) -> dict:
+    """The runner cancels a container step with SIGTERM (SIGINT locally): stop cleanly on either."""
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, lambda *_: outcome.cancel())
+    return previous
+
+
+def _invalid_input(exc: InputError, env: Mapping[str, str]) -> int:
+    message = f"{exc.message}\n{exc.hint}".strip()
+    command.emit(
+        command.annotation("error", message, title=f"Invalid input '{exc.name}'" if exc.name else None)
+    )
+    summary = Summary()
+    summary.heading("❌ Osiris pipelines: invalid input", 2)
+    summary.paragraph(exc.message)
+    if exc.hint:
+        summary.paragraph(exc.hint)
+    summary.write(env.get("GITHUB_STEP_SUMMARY"))
+    set_outputs(env.get("GITHUB_OUTPUT"), {"status": "failure"})
+    return 2
 
 
 def main(env=None) -> int:
@@ -275,18 +369,28 @@ def main(env=None) -> int:
     workspace = Path(env.get("GITHUB_WORKSPACE") or ".").resolve()
     os.chdir(workspace)
     redactor = Redactor()
+    mask_secrets(env, workspace, redactor)
     try:
         inputs = Inputs.read(env)
     except InputError as exc:
-        command.emit(command.annotation("error", f"{exc.message}\n{exc.hint}".strip(), title="Invalid input"))
-        set_outputs(env.get("GITHUB_OUTPUT"), {"status": "failure"})
-        return 2
-    mask_secrets(env, inputs, workspace, redactor)
-    event = load_event(env)
+        return _invalid_input(exc, env)
+    try:
+        event = load_event(env)
+    except ValueError as exc:
+        return _invalid_input(
+            InputError(str(exc), "The runner writes GITHUB_EVENT_PATH; check the job."), env
+        )
     outcome = Outcome(inputs, event, new_run_id(), mode=inputs.mode)
     out_root = Path(inputs.artifacts_dir) / outcome.run_id
+    previous = _cancel_on_signals(outcome)
+    extra: list[Diagnostic] = []
+    closed = event.is_pull_request and event.action == "closed"
     try:
-        if event.is_pull_request and (event.is_fork or event.is_dependabot) and outcome.mode == "run":
+        if closed:
+            outcome.notes.append("The pull request is closed: there is nothing to check.")
+            command.emit(command.annotation("notice", outcome.notes[-1], title="Nothing to check"))
+            outcome.mode = "validate"
+        elif event.is_pull_request and (event.is_fork or event.is_dependabot) and outcome.mode == "run":
             who = "Dependabot" if event.is_dependabot else "a fork"
             outcome.mode = "compile"
             outcome.notes.append(
@@ -295,42 +399,49 @@ def main(env=None) -> int:
             )
             command.emit(command.annotation("notice", outcome.notes[-1], title="Run skipped"))
         checker = Checker(inputs.connections)
-        for path in select_pipelines(inputs, event, workspace, outcome, env):
+        chosen = [] if closed else select_pipelines(inputs, event, workspace, outcome, env)
+        for path in chosen:
+            if outcome.cancelled:
+                break
             outcome.checked.append(
                 checker.compile(path) if outcome.mode != "validate" else checker.check(path)
             )
         diagnostics = outcome.diagnostics + checker.connection_diagnostics
         annotator = Annotator(prefer_files=[c.document.file for c in outcome.checked])
-        _, hidden = annotator.select(findings(diagnostics))
+        shown, hidden = annotator.select(findings(diagnostics))
         annotator.emit(findings(diagnostics))
         hidden_keys = {(f.file, f.line, f.col, f.title) for f in hidden}
         extra = [d for d in diagnostics if (d.file, d.line, d.column, d.code) in hidden_keys]
+        extra.sort(key=lambda d: (_SEVERITY.get(d.severity, 3), d.file or "", d.line or 0, d.column or 0))
         out_root.mkdir(parents=True, exist_ok=True)
         (out_root / "findings.sarif").write_text(format_sarif(diagnostics, _rule_titles(), __version__))
         if outcome.mode == "run" and not outcome.cancelled:
             run_all(outcome, env, out_root, redactor)
+            annotate_runs(outcome, sum(f.level == "error" for f in shown))
     except OsirisError as exc:
         outcome.errors.append(redactor.redact(exc.render()))
-        extra = []
     except Exception as exc:  # the summary and outputs must still be written
         outcome.errors.append(redactor.redact(f"internal error: {type(exc).__name__}: {exc}"))
-        extra = []
-    markdown = redactor.redact(write_summary(outcome, env.get("GITHUB_STEP_SUMMARY"), extra))
-    _write_report(outcome, out_root, redactor)
-    _outputs(outcome, env, out_root, workspace)
-    if inputs.comment == "always" or (inputs.comment == "on-failure" and outcome.status == "failure"):
-        _comment(outcome, markdown, env)
-    for error in outcome.errors:
-        with command.stop_commands() as echo:
-            echo(error + "\n")
+    try:
+        markdown = write_summary(outcome, env.get("GITHUB_STEP_SUMMARY"), extra, redactor)
+        _write_report(outcome, out_root, redactor)
+        _outputs(outcome, env, out_root, workspace)
+        if inputs.comment == "always" or (inputs.comment == "on-failure" and outcome.status == "failure"):
+            _comment(outcome, markdown, env)
+        for error in outcome.errors:
+            with command.stop_commands() as echo:
+                echo(error + "\n")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 1 if outcome.status == "failure" else 0
 
 
 def _rule_titles() -> dict[str, str]:
     try:
-        from osiris_action.codes import titles
+        from osiris_action.codes import rule_titles
 
-        return titles()
+        return rule_titles()
     except ImportError:
         return {}
 

@@ -6,7 +6,6 @@ import subprocess
 from pathlib import Path
 
 from osiris_action.github.event import Event
-from osiris_action.github.rest import GitHubClient, GitHubError
 
 
 def _git(workspace: Path, *args: str) -> subprocess.CompletedProcess:
@@ -30,10 +29,13 @@ def changed_files(workspace: Path, event: Event, token: str | None, env=None) ->
         if _have(workspace, base) and _have(workspace, head):
             merge_base = _git(workspace, "merge-base", base, head)
             start = merge_base.stdout.strip() if merge_base.returncode == 0 else base
-            diff = _git(workspace, "diff", "--name-only", "--no-renames", start, head)
+            # -z: without it git quotes and escapes unusual paths ("caf\303\251.yaml").
+            diff = _git(workspace, "diff", "--name-only", "-z", "--no-renames", start, head)
             if diff.returncode == 0:
-                return sorted(p for p in diff.stdout.splitlines() if p), "git diff"
+                return sorted(p for p in diff.stdout.split("\0") if p), "git diff"
     if event.repository and event.pr_number:
+        from osiris_action.github.rest import GitHubClient, GitHubError  # httpx: only when git cannot tell
+
         try:
             with (
                 GitHubClient.from_env(token, env) if env is not None else GitHubClient.from_env(token) as api
