@@ -84,6 +84,12 @@ DTYPES = {
     "date": ("date32",),
 }
 
+# pandas' default null markers (pyarrow's own list lacks "None" and "<NA>"); `na_values` adds to them.
+NULL_MARKERS = [
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A",
+    "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+]  # fmt: skip
+
 COMPRESSION_BY_SUFFIX = {".gz": "gzip", ".bz2": "bz2", ".zip": "zip", ".xz": "xz"}
 
 # `chunk_size` counts rows, pyarrow's block size bytes: this is the row width assumed in between.
@@ -101,8 +107,8 @@ def run(step: dict, inputs: dict, ctx: StepContext):
     - `parse_dates: false` (the default) keeps date and time columns as text, as pandas does; `true`
       lets pyarrow infer ISO-8601 dates, times and timestamps; a list reads those columns as
       timestamps and keeps the other ones as text.
-    - `na_values` are added to the usual null markers ("", "NA", "NULL", "nan", ...), and these
-      markers make string columns null too.
+    - `na_values` are added to pandas' null markers ("", "NA", "NULL", "None", "nan", ...), and these
+      markers make text columns null too.
     - `columns` selects columns in the order given (pandas' usecols keeps the file's order).
     - `comment` drops lines that start with the character; unlike pandas it does not cut a comment
       off the end of a line, since that would need a quote-aware scan of every line in Python.
@@ -136,7 +142,7 @@ def run(step: dict, inputs: dict, ctx: StepContext):
         newlines_in_values=True,
     )
     convert = {
-        "null_values": [*pacsv.ConvertOptions().null_values, *config.get("na_values", [])],
+        "null_values": [*NULL_MARKERS, *config.get("na_values", [])],
         "strings_can_be_null": True,
     }
 
