@@ -101,7 +101,7 @@ HINTS = {
 
 @dataclass
 class SqlChannel:
-    params: dict[str, str]  # libpq keywords: host, port, user, password, dbname, sslmode, ...
+    params: dict[str, str] = field(repr=False)  # libpq keywords: host, port, user, password, dbname, ...
     name: str = "sql_copy"
 
     @property
@@ -146,7 +146,9 @@ def channels(
             from psycopg.conninfo import conninfo_to_dict
 
             try:
-                params = {k: str(v) for k, v in conninfo_to_dict(str(dsn)).items() if v is not None}
+                # SQLAlchemy-style URLs (postgresql+psycopg2://) are common in Osiris projects
+                dsn = re.sub(r"^postgres(ql)?\+\w+://", "postgresql://", str(dsn))
+                params = {k: str(v) for k, v in conninfo_to_dict(dsn).items() if v is not None}
             except Exception as exc:
                 raise StepError(
                     "the connection's pg_dsn is not a valid Postgres connection string",

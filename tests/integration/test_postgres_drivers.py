@@ -527,12 +527,12 @@ def scram_pg():
         pytest.skip("initdb not found: install postgresql to run the password tests")
     bindir = Path(found).parent
     root = Path(tempfile.mkdtemp(prefix="osiris_scram_"))
+    (root / "pw").write_text("Sup3r-secret\n")
     as_user: list[str] = []
     if os.geteuid() == 0:  # initdb refuses to run as root
-        shutil.chown(root, "postgres")
         as_user = ["runuser", "-u", "postgres", "--"]
-    (root / "pw").write_text("Sup3r-secret\n")
-    shutil.chown(root / "pw", "postgres") if as_user else None
+        for path in (root, root / "pw"):
+            shutil.chown(path, "postgres")
     port = _free_port()
     data = root / "data"
     subprocess.run(
@@ -605,6 +605,13 @@ def test_dsn_password_is_percent_decoded_and_localhost_goes_through_its_ipv4_add
     assert run.event("write.complete")["rows_written"] == 2
     table, _ = read(tmp_path, connection, table="people")
     assert table.num_rows == 2
+
+
+def test_sqlalchemy_style_dsn_is_accepted(pg_db, tmp_path):
+    connection = {"dsn": pg_db.pg_dsn.replace("postgresql://", "postgresql+psycopg2://")}
+    assert (
+        write(tmp_path, connection, people([1]), table="people").event("write.complete")["rows_written"] == 1
+    )
 
 
 def test_unknown_host(tmp_path):
