@@ -7,6 +7,7 @@ schemas, vendored), zizmor (workflow security audits, `--offline`) and hadolint 
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import re
 import shutil
@@ -18,11 +19,16 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-ACTION = yaml.safe_load((ROOT / "action.yml").read_text(encoding="utf-8"))
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 EXAMPLES = sorted((ROOT / "examples" / "workflows").glob("*.yml"))
 SHA_PIN = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+(\.\d+)*$")
+
+
+@functools.cache
+def action() -> dict:
+    """action.yml, parsed when a test needs it (a broken file fails those tests, not collection)."""
+    return yaml.safe_load((ROOT / "action.yml").read_text(encoding="utf-8"))
 
 
 def tool(name: str) -> str:
@@ -59,9 +65,9 @@ def code_spans(cell: str) -> list[str] | None:
 
 def test_readme_inputs_table_matches_action_yml() -> None:
     rows = readme_table("### Inputs")
-    assert [row[0].strip("`") for row in rows] == list(ACTION["inputs"])
+    assert [row[0].strip("`") for row in rows] == list(action()["inputs"])
     for name, default, _meaning in rows:
-        declared = str(ACTION["inputs"][name.strip("`")].get("default", ""))
+        declared = str(action()["inputs"][name.strip("`")].get("default", ""))
         spans = code_spans(default)
         if default == "":
             assert declared == "", f"{name}: README says no default, action.yml has {declared!r}"
@@ -71,7 +77,7 @@ def test_readme_inputs_table_matches_action_yml() -> None:
 
 def test_readme_outputs_table_matches_action_yml() -> None:
     rows = readme_table("### Outputs")
-    assert [row[0].strip("`") for row in rows] == list(ACTION["outputs"])
+    assert [row[0].strip("`") for row in rows] == list(action()["outputs"])
 
 
 def test_every_input_is_read_and_every_read_input_is_declared() -> None:
@@ -88,20 +94,20 @@ def test_every_input_is_read_and_every_read_input_is_declared() -> None:
         and call.args
         and isinstance(call.args[0], ast.Constant)
     }
-    assert names == set(ACTION["inputs"])
+    assert names == set(action()["inputs"])
 
 
 def test_inputs_are_documented_and_optional_with_defaults_the_code_accepts() -> None:
-    for name, spec in ACTION["inputs"].items():
+    for name, spec in action()["inputs"].items():
         assert re.fullmatch(r"[a-z][a-z0-9-]*", name), name
         assert spec.get("description"), name
         assert spec.get("required") is False, f"{name}: the runner does not enforce `required`"
-    for name, spec in ACTION["outputs"].items():
+    for name, spec in action()["outputs"].items():
         assert spec.get("description"), name
 
 
 def test_action_yml_runs_the_dockerfile_in_development() -> None:
-    assert ACTION["runs"] == {"using": "docker", "image": "Dockerfile"}
+    assert action()["runs"] == {"using": "docker", "image": "Dockerfile"}
 
 
 def test_action_yml_passes_the_github_actions_schema() -> None:
@@ -191,9 +197,9 @@ def test_workflows_use_only_declared_inputs_and_outputs(path: Path) -> None:
         target = str(step.get("uses", ""))
         if target.startswith("./") or target.startswith("osiris/run-pipeline@"):
             used = True
-            assert set(step.get("with", {})) <= set(ACTION["inputs"]), step["with"]
+            assert set(step.get("with", {})) <= set(action()["inputs"]), step["with"]
     for output in re.findall(r"steps\.osiris\.outputs\.([A-Za-z0-9_-]+)", path.read_text(encoding="utf-8")):
-        assert output in ACTION["outputs"], output
+        assert output in action()["outputs"], output
     if path.parent.name == "workflows" and path.parent.parent.name == "examples":
         assert used, "an example workflow runs the action"
 
@@ -218,7 +224,7 @@ def test_release_rewrites_the_image_to_the_published_tag(tmp_path: Path) -> None
     released = yaml.safe_load((tmp_path / "action.yml").read_text(encoding="utf-8"))
     assert released["runs"] == {"using": "docker", "image": "docker://ghcr.io/osiris/run-pipeline:1.4.2"}
     assert {k: v for k, v in released.items() if k != "runs"} == {
-        k: v for k, v in ACTION.items() if k != "runs"
+        k: v for k, v in action().items() if k != "runs"
     }
     check = run_tool(
         tool("check-jsonschema"), "--builtin-schema", "vendor.github-actions", "action.yml", cwd=tmp_path
