@@ -318,8 +318,6 @@ def test_run_summary_and_outputs(runner_world: RunnerWorld) -> None:
         ("mode", "deploy", ["validate", "compile", "run"]),
         ("timeout", "-1", ["positive number"]),
         ("changed-only", "maybe", ["true", "false"]),
-        ("target", "gcp", ["local", "e2b"]),
-        ("fail-on", "notice", ["error", "warning"]),
         ("comment", "sometimes", ["off", "always", "on-failure"]),
         ("max-parallel", "0", ["at least 1"]),
     ],
