@@ -25,6 +25,8 @@ _LOOKS_LIKE_OML = re.compile(rb"^(oml_version|steps)\s*:", re.M)
 
 def display_path(path: Path) -> str:
     """Relative to the working directory when inside it, POSIX separators: stable across machines."""
+    if not path.is_absolute() and ".." not in path.parts:  # already relative to it; spares a resolve()
+        return path.as_posix()
     try:
         return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
     except ValueError:
@@ -82,13 +84,17 @@ class Checker:
     def __init__(self, connections_arg: str | None = None):
         self.connections_arg = connections_arg
         self._cache: dict[Path | None, tuple[conns.Connections, list[Diagnostic]]] = {}
+        self._found: dict[Path, Path | None] = {}  # pipeline folder → its connections file
         self.connection_diagnostics: list[Diagnostic] = []
 
     def connections_for(self, pipeline: Path) -> conns.Connections:
         return self._connections(pipeline)[0]
 
     def _connections(self, pipeline: Path) -> tuple[conns.Connections, list[Diagnostic]]:
-        path = conns.find(self.connections_arg, pipeline.parent)
+        # The search stats up to a dozen paths; pipelines in one folder share the answer.
+        if pipeline.parent not in self._found:
+            self._found[pipeline.parent] = conns.find(self.connections_arg, pipeline.parent)
+        path = self._found[pipeline.parent]
         key = path.resolve() if path else None
         if key not in self._cache:
             loaded = conns.load(path, display_path(path) if path else None)

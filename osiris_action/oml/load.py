@@ -72,6 +72,7 @@ def _span(start, end) -> Span:
     return Span(start.line + 1, start.column + 1, end.line + 1, end.column + 1)
 
 
+_STR = "tag:yaml.org,2002:str"
 _SCALAR_TAGS = frozenset(
     "tag:yaml.org,2002:" + name for name in ("null", "bool", "int", "float", "str", "timestamp", "binary")
 )
@@ -86,8 +87,10 @@ def _scalar(event: ev.ScalarEvent) -> Any:
     """
     tag = event.tag
     if tag is None or tag == "!":
+        if not event.implicit[0]:  # quoted or block, without a tag: always a string
+            return event.value
         tag = _resolver.resolve(ScalarNode, event.value, event.implicit)
-    if tag not in _SCALAR_TAGS:
+    if tag == _STR or tag not in _SCALAR_TAGS:  # the common case first: a plain string
         return event.value
     node = ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
     try:
@@ -123,6 +126,21 @@ class _Builder:
         root: Any = None
         have_root = False
         for event in stream:
+            if type(event) is ev.ScalarEvent:  # most events are scalars: test for them first
+                self._spend(1, event)
+                value = _scalar(event)
+                span = _span(event.start_mark, event.end_mark)
+                if event.anchor:
+                    self.anchors[event.anchor] = (value, 1)
+                if stack and isinstance(stack[-1][0], dict) and stack[-1][2] is _NO_KEY:
+                    self._set_key(stack[-1], value, span, event)
+                    continue
+                path = self._child_path(stack)
+                if path is not None:
+                    self.doc.values[path] = span
+                if not self._attach(stack, value, 1, span):
+                    root, have_root = value, True
+                continue
             if isinstance(event, ev.StreamStartEvent | ev.StreamEndEvent | ev.DocumentEndEvent):
                 continue
             if isinstance(event, ev.DocumentStartEvent):
@@ -162,20 +180,6 @@ class _Builder:
                 if path is not None:
                     self.doc.values.setdefault(path, span)
                 if not self._attach(stack, value, size, span):
-                    root, have_root = value, True
-                continue
-            if isinstance(event, ev.ScalarEvent):
-                self._spend(1, event)
-                value = _scalar(event)
-                span = _span(event.start_mark, event.end_mark)
-                if event.anchor:
-                    self.anchors[event.anchor] = (value, 1)
-                if stack and isinstance(stack[-1][0], dict) and stack[-1][2] is _NO_KEY:
-                    self._set_key(stack[-1], value, span, event)
-                    continue
-                if path is not None:
-                    self.doc.values[path] = span
-                if not self._attach(stack, value, 1, span):
                     root, have_root = value, True
                 continue
             if isinstance(event, ev.MappingStartEvent | ev.SequenceStartEvent):

@@ -572,6 +572,7 @@ class _Checker:
     # -- SQL -------------------------------------------------------------------------------------
     def _sql(self, steps: list, valid: list[dict], needs: dict[str, list[str]]) -> None:
         df_names = graph.dataframe_names([s["id"] for s in valid])
+        queries, paths = [], []
         for step in valid:
             name = step["component"] if "component" in step else step.get("uses")
             component = components.get(name) if isinstance(name, str) else None
@@ -585,8 +586,10 @@ class _Checker:
             if step["id"] not in self.unsure_inputs:
                 inputs = graph.input_names(needs.get(step["id"], []), df_names)
                 provided = {name for names in inputs.values() for name in names}
-            path = ("steps", step["_index"], "config", "query")
-            for f in sql.check_query(query, provided):
+            queries.append((query, provided))
+            paths.append(("steps", step["_index"], "config", "query"))
+        for (query, _), path, findings in zip(queries, paths, sql.check_queries(queries), strict=True):
+            for f in findings:
                 span = sql.locate(self.doc, path, query, f.offset, f.length)
                 self.add(path, f.severity, f.code, f.message, f.hint, span=span)
 

@@ -408,3 +408,20 @@ def test_findings_are_sorted_and_stable(tmp_path):
     found = re.findall(r"^(.+?):(\d+):(\d+): \w+ (\w+) ", first, re.M)
     keys = [(f, int(line), int(col), code) for f, line, col, code in found]
     assert len(keys) == 5 and keys == sorted(keys)
+
+
+def test_each_query_of_a_file_gets_its_own_findings(tmp_path):
+    """All queries of a file go to DuckDB in one call; each answer must land on its own step."""
+    steps = "".join(
+        f"  - id: q{i}\n    component: duckdb.processor\n    mode: transform\n    needs: [stats]\n"
+        f"    config:\n      query: SELECT {i} AS n FROM {'df_stats' if i % 3 else f'missing_{i}'}"
+        f"{' WHERE' if i % 4 == 1 else ''}\n"
+        for i in range(12)
+    )
+    text = PIPELINE + steps
+    got = sorted((d.code, d.line, d.column) for d in check(tmp_path, text))
+    want = sorted(
+        [("OML061", *at(text, f"missing_{i}")) for i in range(12) if i % 3 == 0 and i % 4 != 1]
+        + [("OML060", *at(text, "WHERE", i // 4)) for i in range(12) if i % 4 == 1]
+    )  # fmt: skip
+    assert got == want
