@@ -28,7 +28,8 @@ class StepContext:
     artifacts_dir: Path
     base_dir: Path
     emit: Callable[..., None] = field(default=lambda event, **fields: None)
-    plan_only: bool = False
+    plan_only: bool = False  # plan mode: inputs are empty tables; read what is needed, write nothing
+    create_schema: bool = False  # the target schema is this run's own (per-PR isolation): create it
     results: dict[str, Any] = field(default_factory=dict)
 
     def report(self, event: str, **fields: Any) -> None:

@@ -39,16 +39,33 @@ def _parser() -> argparse.ArgumentParser:
     comp.add_argument("--out", default=".osiris/build", help="folder for <name>/manifest.json")
     comp.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
     run = sub.add_parser("run", help="validate, compile and run a pipeline in a sandbox")
-    run.add_argument("pipeline", help="an OML file, or a manifest.json from `compile`")
-    run.add_argument("--target", choices=["local", "e2b"], default="local")
-    run.add_argument("--connections")
-    run.add_argument("--out", help="run folder (default .osiris/runs/<run-id>)")
-    run.add_argument("--timeout", type=float, default=900, help="seconds (default 900)")
-    run.add_argument("--e2b-template", help="a pre-built E2B template with our dependencies")
-    run.add_argument("--install-deps", action="store_true", help="pip install the pinned requirements first")
-    run.add_argument("--download-data", action="store_true", help="also fetch data files (CSV, parquet)")
-    run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
-    run.add_argument("--e2b-python", help="the Python inside the E2B template (default python3)")
+    plan = sub.add_parser("plan", help="check sources and targets without writing anything")
+    for command in (run, plan):
+        command.add_argument("pipeline", help="an OML file, or a manifest.json from `compile`")
+        command.add_argument("--target", choices=["local", "e2b"], default="local")
+        command.add_argument("--connections")
+        command.add_argument("--out", help="run folder (default .osiris/runs/<run-id>)")
+        command.add_argument("--timeout", type=float, default=900, help="seconds (default 900)")
+        command.add_argument("--e2b-template", help="a pre-built E2B template with our dependencies")
+        command.add_argument(
+            "--install-deps", action="store_true", help="pip install the pinned requirements first"
+        )
+        command.add_argument(
+            "--download-data", action="store_true", help="also fetch data files (CSV, parquet)"
+        )
+        command.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+        command.add_argument("--e2b-python", help="the Python inside the E2B template (default python3)")
+        command.add_argument(
+            "--isolate-schema",
+            metavar="NAME",
+            help="write every target into this schema (per-PR isolation), created on first use",
+        )
+
+    cleanup = sub.add_parser("cleanup", help="drop a per-PR schema on every database the pipelines write to")
+    cleanup.add_argument("paths", nargs="+", help="pipeline files, folders or globs")
+    cleanup.add_argument("--schema", required=True)
+    cleanup.add_argument("--template", default="osiris_pr_{number}", help="the isolation schema template")
+    cleanup.add_argument("--connections")
 
     template = sub.add_parser("e2b-template", help="print (or build) an E2B template with our dependencies")
     template.add_argument("--build", metavar="NAME", help="build it in E2B under NAME (needs E2B_API_KEY)")
@@ -141,6 +158,8 @@ def cmd_run(args) -> int:
         params=_params(args.param),
         download_data=args.download_data or None,
         python=args.e2b_python,
+        plan=args.command == "plan",
+        isolate_schema=args.isolate_schema,
     )
     report, out = run_pipeline(Path(args.pipeline), options, on_progress=lambda line: print(line, flush=True))
     print()
@@ -166,11 +185,24 @@ def cmd_e2b_template(args) -> int:
     return 0
 
 
+def cmd_cleanup(args) -> int:
+    import os
+
+    from osiris_action.isolation import cleanup
+    from osiris_action.pipelines import discover
+
+    for line in cleanup(discover(args.paths), args.schema, args.template, args.connections, os.environ):
+        print(f"dropped {line}")
+    return 0
+
+
 COMMANDS = {
     "validate": cmd_validate,
     "compile": cmd_compile,
     "run": cmd_run,
     "e2b-template": cmd_e2b_template,
+    "plan": cmd_run,
+    "cleanup": cmd_cleanup,
 }
 
 

@@ -47,6 +47,10 @@ def text(report: RunReport) -> str:
             lines.append(f"           {s.error['message']}")
             if s.error.get("hint"):
                 lines.append(f"           hint: {s.error['hint']}")
+    for t in report.targets:
+        where = f"{t.schema_ + '.' if t.schema_ else ''}{t.table}"
+        lines.append(f"  plan: {where} is {t.state}; {t.effect or ''}")
+        lines += [f"        {difference}" for difference in t.differences]
     for w in report.writes:
         atomic = "" if w.atomic is not False else ", not atomic"
         lines.append(
@@ -130,6 +134,7 @@ def add_report(summary: Summary, report: RunReport) -> Summary:
         summary.paragraph(line(Raw("<b>Run error:</b> "), report.error.get("message", "")))
         if report.error.get("hint"):
             summary.paragraph(f"Hint: {report.error['hint']}")
+    add_plan(summary, report)
     if report.writes:
         summary.table(
             ["table", "mode", "rows written", "channel", "DDL"],
@@ -173,6 +178,34 @@ def add_report(summary: Summary, report: RunReport) -> Summary:
         ]
         summary.details(f"Artifacts ({len(report.artifacts)})", Summary().list(items))
     return summary
+
+
+def add_plan(summary: Summary, report: RunReport) -> None:
+    """Plan mode: the columns each step would produce and what each write would do to its target."""
+    if report.mode != "plan":
+        return
+    summary.table(
+        ["step", "columns it would produce"],
+        [[s.id, ", ".join(f"{c['name']} {c['type']}" for c in s.columns or []) or "—"] for s in report.steps],
+    )
+    if report.targets:
+        icon = {"missing": "🆕", "compatible": "✅", "incompatible": "❌"}
+        summary.table(
+            ["target", "state", "what the write would do", "differences"],
+            [
+                [
+                    f"{t.schema_ + '.' if t.schema_ else ''}{t.table}",
+                    f"{icon[t.state]} {t.state}",
+                    t.effect or "—",
+                    "; ".join(t.differences) or "—",
+                ]
+                for t in report.targets
+            ],
+        )
+    for t in report.targets:
+        if t.ddl:
+            summary.paragraph(line("It would create ", inline_code(t.table or ""), ":"))
+            summary.code_block(t.ddl, "sql")
 
 
 def _ddl_state(report: RunReport, step_id: str) -> str:

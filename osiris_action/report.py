@@ -19,6 +19,7 @@ class StepReport(BaseModel):
     fingerprint: str | None = None
     needs: list[str] = Field(default_factory=list)
     error: dict[str, str] | None = None
+    columns: list[dict[str, str]] | None = None  # plan mode: what the step would produce
 
 
 class WriteReport(BaseModel):
@@ -40,6 +41,21 @@ class DdlReport(BaseModel):
     channel: str | None = None
 
 
+class TargetPlan(BaseModel):
+    """Plan mode: a writer's target table as it is now, and what the write would do to it."""
+
+    step_id: str
+    table: str | None = None
+    schema_: str | None = Field(default=None, alias="schema")
+    state: Literal["missing", "compatible", "incompatible"]
+    ddl: str | None = None
+    differences: list[str] = Field(default_factory=list)
+    mode: str | None = None
+    effect: str | None = None
+
+    model_config = {"populate_by_name": True}
+
+
 class ParityRow(BaseModel):
     path: str
     host_sha256: str | None
@@ -54,11 +70,13 @@ class RunReport(BaseModel):
     file: str | None = None
     manifest_fingerprint: str
     target: str
+    mode: Literal["run", "plan"] = "run"
     status: Literal["success", "failure", "cancelled"] = "failure"
     duration_ms: float | None = None
     steps: list[StepReport]
     writes: list[WriteReport] = Field(default_factory=list)
     ddl: list[DdlReport] = Field(default_factory=list)
+    targets: list[TargetPlan] = Field(default_factory=list)
     parity: list[ParityRow] = Field(default_factory=list)
     hash_parity: bool = False
     error: dict[str, str] | None = None
@@ -78,12 +96,15 @@ class RunReport(BaseModel):
         return next((s for s in self.steps if s.id == step_id), None)
 
 
-def new_report(manifest: dict, run_id: str, fingerprint: str, target: str, file: str | None) -> RunReport:
+def new_report(
+    manifest: dict, run_id: str, fingerprint: str, target: str, file: str | None, mode: str = "run"
+) -> RunReport:
     steps = [StepReport(id=s["id"], component=s["component"], needs=s["needs"]) for s in manifest["steps"]]
     return RunReport(
         run_id=run_id,
         pipeline=manifest["pipeline"]["id"],
         file=file,
+        mode=mode,
         manifest_fingerprint=fingerprint,
         target=target,
         steps=steps,
@@ -100,6 +121,14 @@ def apply(report: RunReport, event: dict[str, Any]) -> None:
         step.status = "success"
         step.rows_in, step.rows_out = event.get("rows_in"), event.get("rows_out")
         step.duration_ms, step.fingerprint = event.get("duration_ms"), event.get("fingerprint")
+    elif name == "step_planned" and step:
+        step.status = "success"
+        step.columns, step.duration_ms = event.get("columns"), event.get("duration_ms")
+    elif name == "plan.target" and step:
+        fields = {k: event.get(k) for k in ("table", "schema", "state", "ddl", "mode", "effect")}
+        report.targets.append(
+            TargetPlan(step_id=step.id, differences=event.get("differences") or [], **fields)
+        )
     elif name == "step_failed" and step:
         step.status = "failed"
         step.error = {k: str(event.get(k, "")) for k in ("error_type", "message", "hint")}
@@ -157,9 +186,9 @@ def finish(report: RunReport, cancelled: bool = False) -> None:
     for step in report.steps:
         if step.status in ("pending", "running"):
             step.status = "skipped" if step.status == "pending" else "failed"
+    incompatible = any(t.state == "incompatible" for t in report.targets)
+    complete = report.hash_parity and all(s.status == "success" for s in report.steps)
     if cancelled:
         report.status = "cancelled"
-    elif report.status == "success" and not (
-        report.hash_parity and all(s.status == "success" for s in report.steps)
-    ):
+    elif report.status == "success" and (incompatible or not complete):
         report.status = "failure"

@@ -43,6 +43,8 @@ class RunOptions:
     python: str | None = None  # the interpreter inside an E2B template (default python3)
     params: dict[str, str] | None = None
     download_data: bool | None = None
+    plan: bool = False  # read sources and targets, write nothing
+    isolate_schema: str | None = None  # every writer's target moves to this schema (per-PR isolation)
 
 
 @dataclass
@@ -85,6 +87,9 @@ def prepare(path: Path, options: RunOptions, environ: Mapping[str, str] = os.env
     # E2B always gets the pinned requirements: installed when asked or when the template lacks them
     requirements = options.install_deps or options.target == "e2b"
     bundle = bundles.build(manifest, manifest_bytes, connections, path.parent.resolve(), requirements)
+    settings = run_settings(manifest, options)
+    if settings:
+        bundle.files["run.json"] = canonical_bytes(settings)
     redactor = Redactor()
     for step in manifest["steps"]:
         key = bundles._connection_key(step, connections)
@@ -101,6 +106,20 @@ def prepare(path: Path, options: RunOptions, environ: Mapping[str, str] = os.env
     return Prepared(
         display_path(path), manifest, manifest_bytes, fingerprint(manifest_bytes), bundle, env, redactor
     )
+
+
+def run_settings(manifest: dict, options: RunOptions) -> dict:
+    """What differs between runs of the same manifest: plan only, and the per-PR target schema."""
+    settings: dict = {}
+    if options.plan:
+        settings["plan"] = True
+    if options.isolate_schema:
+        settings["isolate"] = {
+            s["id"]: options.isolate_schema
+            for s in manifest["steps"]
+            if s["mode"] == "write" and "schema" in components.get(s["component"]).properties
+        }
+    return settings
 
 
 def make_sandbox(options: RunOptions, environ: Mapping[str, str]) -> Sandbox:
@@ -139,7 +158,12 @@ class Run:
         self.out = (options.out or Path(".osiris/runs") / self.run_id).resolve()
         self.on_progress = on_progress
         self.report = new_report(
-            prepared.manifest, self.run_id, prepared.fingerprint, options.target, prepared.file
+            prepared.manifest,
+            self.run_id,
+            prepared.fingerprint,
+            options.target,
+            prepared.file,
+            "plan" if options.plan else "run",
         )
         self.report.bytes_uploaded = prepared.bundle.size
         self.verified: dict[str, str | None] = {}
@@ -229,6 +253,9 @@ class Run:
         if name == "step_complete":
             rows = f"{event.get('rows_in', 0):,} → {event.get('rows_out', 0):,} rows"
             self.on_progress(f"  ok    {sid:<28} {rows:<26} {event.get('duration_ms', 0) / 1000:6.2f} s")
+        elif name == "step_planned":
+            columns = ", ".join(f"{c['name']} {c['type']}" for c in event.get("columns") or [])
+            self.on_progress(f"  plan  {sid:<28} {columns[:80]}")
         elif name == "step_failed":
             self.on_progress(f"  FAIL  {sid:<28} {event.get('message')}")
 

@@ -104,10 +104,12 @@ def fingerprint(table) -> str:
     return hashlib.sha256(f"{schema}|{count}|{total}".encode()).hexdigest()[:16]
 
 
-def run_step(step: dict, tables: dict, root: Path, connections: dict, events: Events, base_dir: Path) -> None:
+def run_step(step: dict, tables: dict, root: Path, connections: dict, events: Events, settings: dict) -> None:
+    """One step: its inputs by every name they are visible under, its driver, its measured outcome."""
     from osiris_drivers._common import StepContext
 
     sid = step["id"]
+    plan = bool(settings.get("plan"))
     started = time.perf_counter()
     events.emit("step_start", step_id=sid, component=step["component"], driver=step["driver"])
     inputs = {}
@@ -118,18 +120,46 @@ def run_step(step: dict, tables: dict, root: Path, connections: dict, events: Ev
         for name in names:
             inputs[name] = table
         events.emit("inputs_resolved", step_id=sid, from_step=need, names=names, rows=table.num_rows)
+    config = dict(step["config"])
+    isolated = settings.get("isolate", {}).get(sid)
+    if isolated:
+        config["schema"] = isolated
     artifacts = root / "artifacts" / sid
     artifacts.mkdir(parents=True, exist_ok=True)
-    (artifacts / "cleaned_config.json").write_text(json.dumps(step["config"], indent=2, sort_keys=True))
+    (artifacts / "cleaned_config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
     ctx = StepContext(
         step_id=sid,
         connection=resolve_connection(connections.get(sid)),
         artifacts_dir=artifacts,
-        base_dir=base_dir,
+        base_dir=root,
         emit=lambda event, **fields: events.emit(event, step_id=sid, **fields),
+        plan_only=plan,
+        create_schema=bool(isolated),
     )
     driver = importlib.import_module(f"osiris_drivers.{step['driver']}")
-    result = driver.run({k: step[k] for k in ("id", "component", "mode", "config")}, inputs, ctx)
+    call = getattr(driver, "plan", None) if plan else driver.run
+    if call is None and step["mode"] == "write":  # a writer without a plan function must not run at all
+        events.emit(
+            "step_planned",
+            step_id=sid,
+            columns=None,
+            duration_ms=0.0,
+            note=f"{step['component']} cannot plan; its target was not inspected",
+        )
+        return
+    call = call or driver.run  # extractors and transforms only read: run them on empty inputs
+    result = call(
+        {"id": sid, "component": step["component"], "mode": step["mode"], "config": config}, inputs, ctx
+    )
+    duration = round((time.perf_counter() - started) * 1000, 1)
+    if plan:
+        if result is not None:
+            tables[sid] = result.slice(0, 0)
+        columns = (
+            [{"name": f.name, "type": str(f.type)} for f in result.schema] if result is not None else None
+        )
+        events.emit("step_planned", step_id=sid, columns=columns, duration_ms=duration)
+        return
     if result is not None:
         tables[sid] = result
         rows_out = result.num_rows
@@ -145,7 +175,7 @@ def run_step(step: dict, tables: dict, root: Path, connections: dict, events: Ev
         step_id=sid,
         rows_in=rows_in,
         rows_out=rows_out,
-        duration_ms=round((time.perf_counter() - started) * 1000, 1),
+        duration_ms=duration,
         fingerprint=output,
     )
 
@@ -170,12 +200,13 @@ def execute(root: Path, events: Events) -> int:
         )
         return EXIT_PARITY
     connections = json.loads((root / "connections.json").read_text())
+    settings_file = root / "run.json"  # how to run this time: plan only, per-PR schemas
+    settings = json.loads(settings_file.read_text()) if settings_file.is_file() else {}
     tables: dict = {}
     started = time.perf_counter()
     for step in manifest["steps"]:
         try:
-            # filesystem connections arrive with base_dir set to a folder under data/, relative to root
-            run_step(step, tables, root, connections, events, root)
+            run_step(step, tables, root, connections, events, settings)
         except Exception as exc:  # every failure becomes one event; the host renders it
             events.emit("step_failed", step_id=step["id"], **_failure(exc))
             events.emit(
