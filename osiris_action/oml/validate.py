@@ -444,6 +444,7 @@ class _Checker:
             and not _has_param(v)  # `${params.X}` without a default: its type is known only at compile
         }
         for err in component.validator.iter_errors(checked):
+            err = _specific(err)
             path = tuple(err.absolute_path)
             if err.validator == "required":
                 missing = err.message.split("'")[1]
@@ -639,24 +640,89 @@ def _resolve_params(config: dict, data: dict) -> dict:
     return {k: sub(v) for k, v in config.items()}
 
 
+_LOOKS_SCALAR = re.compile(r"^\s*(-?[\d.]+(e-?\d+)?|true|false|yes|no|on|off)\s*$", re.IGNORECASE)
+_JSON_TYPES = {"array": "list", "object": "mapping"}  # the rest read the same in YAML terms
+
+
+def _types(schema: dict) -> list[str]:
+    """The JSON types a schema accepts, alternatives included."""
+    if "oneOf" in schema or "anyOf" in schema:
+        return [t for sub in schema.get("oneOf", schema.get("anyOf", [])) for t in _types(sub)]
+    types = schema.get("type", [])
+    return [types] if isinstance(types, str) else list(types)
+
+
+def _specific(err):
+    """For `oneOf`/`anyOf`, the error inside the alternative that fits the value's own type: `[id, 7]` is a
+    list, so the useful message is that item 1 is not a string, not that the list is not a string."""
+    while err.validator in ("oneOf", "anyOf") and err.context:
+        own = _JSON_OF.get(type(err.instance), set())
+        alternatives = err.schema[err.validator]
+        fitting = [e for e in err.context if own & set(_types(alternatives[e.relative_schema_path[0]]))]
+        if not fitting:
+            break
+        err = fitting[0]
+    return err
+
+
+_JSON_OF = {
+    bool: {"boolean"},
+    int: {"integer", "number"},
+    float: {"number"},
+    str: {"string"},
+    list: {"array"},
+    dict: {"object"},
+    type(None): {"null"},
+}
+
+
+def _kind(schema: dict) -> str:
+    """What a schema accepts, in words: 'an integer', 'a boolean or a list of strings'."""
+    if "oneOf" in schema or "anyOf" in schema:
+        return " or ".join(_kind(sub) for sub in schema.get("oneOf", schema.get("anyOf", [])))
+    words = []
+    for kind in _types(schema):
+        word = _JSON_TYPES.get(kind, kind)
+        items = schema.get("items")
+        if kind == "array" and isinstance(items, dict) and isinstance(items.get("type"), str):
+            word += f" of {_JSON_TYPES.get(items['type'], items['type'])}s"
+        words.append(_article(word))
+    return " or ".join(words) or "a different value"
+
+
+def _show(value: Any) -> str:
+    """A value as the user wrote it in YAML; lists and mappings by their type only."""
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "null"}[value]
+    if isinstance(value, dict | list):
+        return _type(value)
+    return f"{_type(value)} {value!r}"
+
+
+def _field(path: tuple) -> str:
+    """`na_values[0]`, `dtype.id`: the config path as the user would point at it."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return text.lstrip(".") or "config"
+
+
 def _schema_message(err, path: tuple) -> str:
-    name = ".".join(str(p) for p in path) or "config"
+    name = _field(path)
     value = err.instance
-    shown = repr(value) if not isinstance(value, dict | list) else _type(value)
     schema = err.schema
     match err.validator:
-        case "type":
-            wanted = schema["type"] if isinstance(schema["type"], str) else " or ".join(schema["type"])
-            return f"'{name}' must be {_article(wanted)}, got {_type(value)} {shown}"
+        case "type" | "oneOf" | "anyOf":
+            return f"'{name}' must be {_kind(schema)}, got {_show(value)}"
         case "enum":
-            return f"'{name}' must be one of: {', '.join(map(str, schema['enum']))} (got {shown})"
+            return f"'{name}' must be one of: {', '.join(map(str, schema['enum']))} (got {_show(value)})"
         case "minimum" | "maximum" | "exclusiveMinimum" | "exclusiveMaximum":
             low, high = schema.get("minimum"), schema.get("maximum")
             if low is not None and high is not None:
-                return f"'{name}' must be between {low} and {high}, got {shown}"
+                return f"'{name}' must be between {low} and {high}, got {value!r}"
             return (
                 f"'{name}' must be {'at least ' + str(low) if low is not None else 'at most ' + str(high)}, "
-                f"got {shown}"
+                f"got {value!r}"
             )
         case "minLength":
             return (
@@ -665,11 +731,9 @@ def _schema_message(err, path: tuple) -> str:
                 else f"'{name}' must be at least {schema['minLength']} characters long"
             )
         case "maxLength":
-            return f"'{name}' must be at most {schema['maxLength']} character(s), got {shown}"
+            return f"'{name}' must be at most {schema['maxLength']} character(s), got {value!r}"
         case "pattern":
-            return f"'{name}' does not match the expected pattern {schema['pattern']} (got {shown})"
-        case "oneOf" | "anyOf":
-            return f"'{name}' has the wrong shape: got {_type(value)} {shown}"
+            return f"'{name}' does not match the expected pattern {schema['pattern']} (got {value!r})"
         case "uniqueItems":
             return f"'{name}' must not contain duplicates"
         case "minItems":
@@ -678,17 +742,16 @@ def _schema_message(err, path: tuple) -> str:
 
 
 def _schema_hint(err) -> str:
-    schema = err.schema
+    schema, value = err.schema, err.instance
     if err.validator == "enum":
-        return "Use one of the listed values." + _suggest(err.instance, [str(v) for v in schema["enum"]])
-    if err.validator in ("oneOf", "anyOf"):
-        return "Give a column name or a list of column names, e.g. `[id]`."
-    if err.validator == "type":
-        return (
-            "Remove the quotes around numbers and booleans."
-            if isinstance(err.instance, str)
-            else "Check the value's type in docs/components.md."
-        )
+        return "Use one of the listed values." + _suggest(value, [str(v) for v in schema["enum"]])
+    if err.validator in ("type", "oneOf", "anyOf"):
+        accepted = set(_types(schema))
+        quoted_scalar = isinstance(value, str) and _LOOKS_SCALAR.match(value)
+        if quoted_scalar and accepted & {"integer", "number", "boolean"}:
+            return "Write numbers and booleans without quotes."
+        if "array" in accepted and not isinstance(value, list):
+            return "Write a list, e.g. `[a, b]`, even for one item."
     return "See docs/components.md for this component's settings."
 
 

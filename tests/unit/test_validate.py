@@ -199,9 +199,7 @@ CASES = {
     "not-in-enum": Case("OML042", "write_mode: replace", "write_mode: replac", "replac"),
     "pattern": Case("OML042", W, W + "      url: http://x\n", "http://x"),
     "empty-string": Case("OML042", "table: director_stats", 'table: ""', '""'),
-    "nested-item-type": Case(
-        "OML042", "primary_key: [director]", "primary_key: [director, 5]", "[director, 5]"
-    ),
+    "nested-item-type": Case("OML042", "primary_key: [director]", "primary_key: [director, 5]", "5]"),
     "missing-required": Case("OML043", W, "", "config", nth=2),
     "missing-required-no-config": Case(
         "OML043",
@@ -425,3 +423,26 @@ def test_each_query_of_a_file_gets_its_own_findings(tmp_path):
         + [("OML060", *at(text, "WHERE", i // 4)) for i in range(12) if i % 4 == 1]
     )  # fmt: skip
     assert got == want
+
+
+@pytest.mark.parametrize(
+    ("setting", "message", "hint"),
+    [
+        ('batch_size: "100"', "'batch_size' must be an integer, got string '100'", "without quotes"),
+        ("batch_size: 0", "'batch_size' must be between 1 and 1000, got 0", "docs/components.md"),
+        ("write_mode: upsrt", "'write_mode' must be one of: append, replace, upsert (got string", "'upsert'"),
+        ("primary_key: 5", "'primary_key' must be a string or a list of strings, got integer 5", "list"),
+        ("primary_key: [id, 7]", "'primary_key[1]' must be a string, got integer 7", ""),
+        ("primary_key: []", "'primary_key' must not be empty", ""),
+        ("create_if_missing: oui", "'create_if_missing' must be a boolean, got string 'oui'", ""),
+        ("url: http://x", "'url' does not match the expected pattern", ""),
+        ("schema: ''", "'schema' must not be empty", ""),
+    ],
+)
+def test_schema_messages_read_well(tmp_path, setting, message, hint):
+    key = setting.split(":")[0]
+    existing = re.search(rf"^      {key}: .*\n", PIPELINE, re.M)
+    old = existing.group(0) if existing else W
+    text = PIPELINE.replace(old, f"      {setting}\n" + ("" if existing else W))
+    hits = [d for d in check(tmp_path, text) if d.code == "OML042"]
+    assert len(hits) == 1 and hits[0].message.startswith(message) and hint in hits[0].hint, hits
