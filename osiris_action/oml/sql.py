@@ -29,7 +29,8 @@ class SqlFinding:
 def _connection():
     import duckdb
 
-    return duckdb.connect(":memory:")
+    # Only parsing happens here: no query ever runs, and no file or URL in a query can be reached.
+    return duckdb.connect(":memory:", config={"enable_external_access": False})
 
 
 # One call for all the queries of a file (for a short query the call costs as much as the parse), and
