@@ -358,11 +358,12 @@ ORDER BY a.attnum
 """
 
 
-def table_columns(cur, schema: str, table: str) -> list[Column] | None:
-    """The table's columns, or None when it does not exist. A missing schema is an error of its own."""
+def table_columns(cur, schema: str, table: str, schema_may_be_missing: bool = False) -> list[Column] | None:
+    """The table's columns, or None when it does not exist. A missing schema is an error of its own,
+    unless the caller is about to create it (per-PR isolation)."""
     cur.execute(_TABLE_SQL, (schema, table))
     schema_exists, oid = cur.fetchone()
-    if not schema_exists:
+    if not schema_exists and not schema_may_be_missing:
         raise StepError(f'schema "{schema}" does not exist in the database', HINTS["3F000"])
     if oid is None:
         return None

@@ -125,6 +125,11 @@ def run(step: dict, inputs: dict, ctx: StepContext):
     return result
 
 
+def plan(step: dict, inputs: dict, ctx: StepContext):
+    """Plan mode: the columns and types the step would produce, read with LIMIT 0."""
+    return run({**step, "config": {**step["config"], "limit": 0}}, inputs, ctx)
+
+
 def _select(text: str) -> list[str]:
     names = [n.strip() for n in text.split(",")]
     if names == ["*"]:
@@ -294,7 +299,7 @@ def _read_rest(channel, schema, table, select, order, filters, limit, offset, cf
     )
     rows: list[dict] = []
     try:
-        while limit is None or len(rows) < limit:
+        while True:  # until an empty page, or `limit` rows (limit 0: one request, to check the table)
             size = page if limit is None else min(page, limit - len(rows))
             resp = client.request(
                 "GET", table, params=[*params, ("offset", str(offset + len(rows))), ("limit", str(size))]
@@ -307,9 +312,9 @@ def _read_rest(channel, schema, table, select, order, filters, limit, offset, cf
                     )
                 raise client.error(resp, f'reading "{schema}"."{table}" at {channel.url}')
             batch = resp.json()
-            if not batch:
-                break
             rows.extend(batch)
+            if not batch or (limit is not None and len(rows) >= limit):
+                break
     finally:
         client.close()
     return _from_json(rows, select)

@@ -104,26 +104,19 @@ SPEC = {
 
 
 MODES = ("append", "replace", "upsert")
+EFFECTS = {
+    "append": "insert the incoming rows",
+    "replace": "delete every row, then insert the incoming rows (the table, its grants, policies, triggers "
+    "and views stay)",
+    "upsert": "insert new rows and update changed ones on ({pk})",
+}
 # Types without an equality operator: upsert compares them as text to tell whether a row changed.
 NO_EQUALITY = {"json", "xml", "point", "line", "lseg", "box", "path", "polygon", "circle"}
 
 
 def run(step: dict, inputs: dict, ctx: StepContext) -> None:
-    cfg = step["config"]
-    data = _input(inputs)
-    schema, table = cfg.get("schema") or "public", cfg["table"]
-    mode = cfg.get("write_mode") or "append"
-    pk = _primary_key(cfg.get("primary_key"))
-    _check_request(data, mode, pk, schema, table)
-
-    sql, rest = channels(ctx.connection, cfg)
-    if sql is None and rest is None:
-        raise StepError(
-            f'no way to reach the database for table "{schema}"."{table}": the connection has neither '
-            "pg_dsn/dsn (or host, user, database) nor url + key",
-            "Add pg_dsn (postgresql://user:password@host:5432/database) to the connection, or url and "
-            "service_role_key for the REST API.",
-        )
+    cfg, data, schema, table, mode, pk = _request(step, inputs)
+    sql, rest = _channels(ctx, cfg, schema, table)
     ctx.report(
         "write.start",
         table=table,
@@ -147,6 +140,56 @@ def run(step: dict, inputs: dict, ctx: StepContext) -> None:
         atomic=sql is not None,
         **extra,
     )
+
+
+def plan(step: dict, inputs: dict, ctx: StepContext) -> None:
+    """Plan mode: inspect the target (read-only) and report what the write would do, as `plan.target`
+    {table, schema, state: missing | compatible | incompatible, ddl, differences, mode, effect}."""
+    cfg, data, schema, table, mode, pk = _request(step, inputs)
+    sql, rest = _channels(ctx, cfg, schema, table)
+    if sql is not None:
+        state, ddl, differences = _plan_sql(sql, data, schema, table, pk, cfg, ctx)
+    else:
+        state, ddl, differences = _plan_rest(rest, data, schema, table, mode, pk, cfg, ctx)
+    effect = EFFECTS[mode].format(pk=", ".join(pk))
+    if state == "missing":
+        effect = "create the table, then " + effect
+    effect += " in one transaction" if sql is not None else " over REST in batches, not atomic"
+    if ddl:
+        (ctx.artifacts_dir / "ddl.sql").write_text(ddl, encoding="utf-8")
+    ctx.report(
+        "plan.target",
+        table=table,
+        schema=schema,
+        state=state,
+        ddl=ddl,
+        differences=differences,
+        mode=mode,
+        effect=effect,
+        channel=(sql or rest).name,
+    )
+
+
+def _request(step: dict, inputs: dict):
+    cfg = step["config"]
+    data = _input(inputs)
+    schema, table = cfg.get("schema") or "public", cfg["table"]
+    mode = cfg.get("write_mode") or "append"
+    pk = _primary_key(cfg.get("primary_key"))
+    _check_request(data, mode, pk, schema, table)
+    return cfg, data, schema, table, mode, pk
+
+
+def _channels(ctx: StepContext, cfg: dict, schema: str, table: str):
+    sql, rest = channels(ctx.connection, cfg)
+    if sql is None and rest is None:
+        raise StepError(
+            f'no way to reach the database for table "{schema}"."{table}": the connection has neither '
+            "pg_dsn/dsn (or host, user, database) nor url + key",
+            "Add pg_dsn (postgresql://user:password@host:5432/database) to the connection, or url and "
+            "service_role_key for the REST API.",
+        )
+    return sql, rest
 
 
 def _input(inputs: dict):
@@ -201,6 +244,8 @@ def _write_sql(channel: SqlChannel, data, schema, table, mode, pk, cfg, ctx) -> 
     ddl = None
     try:
         with conn.cursor() as cur:
+            if ctx.create_schema:  # this run's own schema (per-PR isolation); rolled back with the rest
+                cur.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
             columns = table_columns(cur, schema, table)
             if columns is None:
                 ddl = _plan_ddl(data, schema, table, pk, cfg, ctx, channel.name)
@@ -266,6 +311,18 @@ def _insert_sql(target, staging, names, casts, mode, pk, cfg, no_equality=frozen
 
 def _fit(data, columns, schema, table) -> dict[str, str]:
     """Check the data against the existing table before any row moves; return the casts needed."""
+    problems = _differences(data, columns)
+    if problems:
+        raise StepError(
+            f'the data does not fit table "{schema}"."{table}", nothing was written: ' + "; ".join(problems),
+            "Rename, cast or drop the columns in an upstream duckdb.processor step, or ALTER the table "
+            f"(its columns: {', '.join(f'{c.name} {c.sql_type}' for c in columns)}).",
+        )
+    by_name = {c.name: c for c in columns}
+    return {f.name: by_name[f.name].sql_type for f in data.schema if needs_cast(kind(f), by_name[f.name])}
+
+
+def _differences(data, columns) -> list[str]:
     by_name = {c.name: c for c in columns}
     lower = {c.name.lower(): c.name for c in columns}
     missing = [f.name for f in data.schema if f.name not in by_name]
@@ -287,13 +344,30 @@ def _fit(data, columns, schema, table) -> dict[str, str]:
         problems.append(f"incompatible types: {', '.join(wrong)}")
     if required:
         problems.append(f"NOT NULL columns without a default missing from the data: {', '.join(required)}")
-    if problems:
-        raise StepError(
-            f'the data does not fit table "{schema}"."{table}", nothing was written: ' + "; ".join(problems),
-            "Rename, cast or drop the columns in an upstream duckdb.processor step, or ALTER the table "
-            f"(its columns: {', '.join(f'{c.name} {c.sql_type}' for c in columns)}).",
-        )
-    return {f.name: by_name[f.name].sql_type for f in data.schema if needs_cast(kind(f), by_name[f.name])}
+    return problems
+
+
+def _plan_sql(channel: SqlChannel, data, schema, table, pk, cfg, ctx) -> tuple[str, str | None, list[str]]:
+    conn = connect(channel, int(cfg.get("timeout") or 30))
+    try:
+        with conn.cursor() as cur:
+            columns = table_columns(cur, schema, table, schema_may_be_missing=True)
+            cur.execute("SELECT true FROM pg_namespace WHERE nspname = $1", (schema,))
+            schema_exists = cur.fetchone() is not None
+    finally:
+        _rollback(conn)
+        conn.close()
+    if columns is not None:
+        differences = _differences(data, columns)
+        return ("incompatible" if differences else "compatible"), None, differences
+    if not schema_exists and not ctx.create_schema:
+        return "incompatible", None, [f'schema "{schema}" does not exist']
+    if not cfg.get("create_if_missing", True):
+        return "incompatible", None, ["the table does not exist and create_if_missing is false"]
+    ddl = create_table_sql(schema, table, data.schema, pk)
+    if not schema_exists:
+        ddl = f"CREATE SCHEMA IF NOT EXISTS {quote(schema)};\n" + ddl
+    return "missing", ddl, []
 
 
 def _plan_ddl(data, schema, table, pk, cfg, ctx, channel: str | None) -> str:
@@ -346,7 +420,13 @@ def _write_rest(channel: RestChannel, data, schema, table, mode, pk, cfg, ctx) -
                 "Add pg_dsn (postgresql://postgres.<ref>:<password>@<pooler host>:5432/postgres) to the "
                 "connection so the writer can create it, or run the planned ddl.sql in the SQL editor.",
             )
-        _probe_columns(client, table, data.column_names, where)
+        missing = _missing_columns(client, table, data.column_names, where)
+        if missing:
+            raise StepError(
+                f"the data does not fit table {where}, nothing was written: "
+                f"not in the table: {', '.join(missing)}",
+                "Rename or drop the columns in an upstream duckdb.processor step, or ALTER the table.",
+            )
         deleted = None
         if mode == "replace":
             resp = client.request(
@@ -379,11 +459,11 @@ def _write_rest(channel: RestChannel, data, schema, table, mode, pk, cfg, ctx) -
         client.close()
 
 
-def _probe_columns(client, table: str, names: list[str], where: str) -> None:
+def _missing_columns(client, table: str, names: list[str], where: str) -> list[str]:
     """Ask PostgREST for zero rows of exactly these columns, so a missing column fails before any write."""
     resp = client.request("GET", table, params={"select": ",".join(map(_rest_name, names)), "limit": "0"})
     if resp.status_code == 200:
-        return
+        return []
     if resp.status_code == 400:
         missing = [
             n
@@ -391,12 +471,25 @@ def _probe_columns(client, table: str, names: list[str], where: str) -> None:
             if client.request("GET", table, params={"select": _rest_name(n), "limit": "0"}).status_code != 200
         ]
         if missing:
-            raise StepError(
-                f"the data does not fit table {where}, nothing was written: "
-                f"not in the table: {', '.join(missing)}",
-                "Rename or drop the columns in an upstream duckdb.processor step, or ALTER the table.",
-            )
+            return missing
     raise client.error(resp, f"checking the columns of {where}")
+
+
+def _plan_rest(channel: RestChannel, data, schema, table, mode, pk, cfg, ctx):
+    from osiris_drivers._postgres import Rest
+
+    client = Rest(channel, schema, int(cfg.get("timeout") or 30), int(cfg.get("retries", 3)))
+    try:
+        if not client.table_exists(table):
+            ddl = create_table_sql(schema, table, data.schema, pk)
+            return "incompatible", ddl, ["the table is missing and REST cannot create it: add pg_dsn"]
+        missing = _missing_columns(client, table, data.column_names, f'"{schema}"."{table}"')
+    finally:
+        client.close()
+    differences = [f"not in the table: {', '.join(missing)}"] if missing else []
+    if mode == "replace" and not pk:
+        differences.append("replace over REST needs primary_key")
+    return ("incompatible" if differences else "compatible"), None, differences
 
 
 def _rest_name(name: str) -> str:

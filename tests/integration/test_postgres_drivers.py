@@ -79,6 +79,16 @@ def write(tmp_path, connection, data: pa.Table, **config) -> Run:
     return run
 
 
+def plan(tmp_path, connection, data: pa.Table, create_schema=False, **config) -> dict:
+    """Plan mode: the writer inspects the target and reports `plan.target`; it returns nothing."""
+    run = Run(tmp_path, connection)
+    run.ctx.plan_only, run.ctx.create_schema = True, create_schema
+    step = {"id": "write", "component": "supabase.writer", "mode": "write"}
+    step["config"] = {**_defaults(supabase_writer.SPEC), **config}
+    assert supabase_writer.plan(step, {"upstream": data.slice(0, 0)}, run.ctx) is None
+    return run.event("plan.target")
+
+
 def read(tmp_path, connection, **config) -> tuple[pa.Table, Run]:
     run = Run(tmp_path, connection)
     step = {
@@ -674,6 +684,87 @@ def test_postgres_writer_is_the_same_component():
 
     assert components.get("postgres.writer").module == "supabase_writer"
     assert components.get("supabase.writer").module == "supabase_writer"
+
+
+# --- plan mode and per-PR schemas ---------------------------------------------------------------------------
+
+
+def test_plan_reports_missing_compatible_and_incompatible_targets_and_writes_nothing(pg_db, tmp_path):
+    target = plan(tmp_path, dsn(pg_db), people([1]), table="people", write_mode="upsert", primary_key="id")
+    assert target["state"] == "missing" and target["differences"] == []
+    assert target["ddl"].startswith('CREATE TABLE "public"."people"')
+    assert (
+        target["effect"]
+        == "create the table, then insert new rows and update changed ones on (id) in one transaction"
+    )
+    assert rows(pg_db, "SELECT to_regclass('public.people')") == [(None,)]
+
+    pg_execute(pg_db, "CREATE TABLE people (id bigint PRIMARY KEY, name text, amount numeric(12,2))")
+    target = plan(tmp_path, dsn(pg_db), people([1]), table="people", write_mode="replace")
+    assert (target["state"], target["ddl"], target["channel"]) == ("compatible", None, "sql_copy")
+    assert target["effect"].startswith("delete every row, then insert")
+
+    target = plan(tmp_path, dsn(pg_db), people([1]).append_column("x", pa.array([1])), table="people")
+    assert target["state"] == "incompatible" and target["differences"] == ["not in the table: x"]
+    target = plan(tmp_path, dsn(pg_db), people([1]), table="people", schema="ghost")
+    assert target["state"] == "incompatible" and target["differences"] == ['schema "ghost" does not exist']
+    assert rows(pg_db, "SELECT count(*) FROM people") == [(0,)]
+
+
+def test_per_pr_schema_is_created_with_the_table_in_the_load_transaction(pg_db, tmp_path):
+    target = plan(tmp_path, dsn(pg_db), people([1]), create_schema=True, table="people", schema="osiris_pr_7")
+    assert target["state"] == "missing"
+    assert target["ddl"].startswith(
+        'CREATE SCHEMA IF NOT EXISTS "osiris_pr_7";\nCREATE TABLE "osiris_pr_7"."people"'
+    )
+    assert rows(pg_db, "SELECT count(*) FROM pg_namespace WHERE nspname = 'osiris_pr_7'") == [(0,)]
+
+    run = Run(tmp_path, dsn(pg_db))
+    run.ctx.create_schema = True
+    step = {"id": "w", "component": "supabase.writer", "mode": "write"}
+    step["config"] = {
+        **_defaults(supabase_writer.SPEC),
+        "table": "people",
+        "schema": "osiris_pr_7",
+        "primary_key": "id",
+    }
+    bad = people([1, 1])  # duplicate key: the whole transaction, schema included, rolls back
+    with pytest.raises(StepError, match="duplicate key"):
+        supabase_writer.run(step, {"x": bad}, run.ctx)
+    assert rows(pg_db, "SELECT count(*) FROM pg_namespace WHERE nspname = 'osiris_pr_7'") == [(0,)]
+    supabase_writer.run(step, {"x": people([1, 2])}, run.ctx)
+    supabase_writer.run(step, {"x": people([3])}, run.ctx)  # the schema exists now: IF NOT EXISTS
+    assert rows(pg_db, "SELECT count(*) FROM osiris_pr_7.people") == [(3,)]
+
+
+def test_plan_over_rest(pg_db, rest, tmp_path):
+    target = plan(tmp_path, rest_conn(rest), people([1]), table="people", primary_key="id")
+    assert target["state"] == "incompatible" and "add pg_dsn" in target["differences"][0]
+    assert target["ddl"].startswith('CREATE TABLE "public"."people"')
+    pg_execute(pg_db, "CREATE TABLE people (id bigint PRIMARY KEY, name text)")
+    target = plan(
+        tmp_path, rest_conn(rest), people([1]), table="people", write_mode="upsert", primary_key="id"
+    )
+    assert target["state"] == "incompatible" and target["differences"] == ["not in the table: amount"]
+    assert target["effect"].endswith("over REST in batches, not atomic")
+    assert {r[0] for r in rest.requests} == {"GET"}
+
+
+def test_extractor_plan_reads_only_the_columns(pg_db, rest, tmp_path):
+    pg_execute(
+        pg_db,
+        "CREATE TABLE src (id int, amount numeric(10,3))",
+        "INSERT INTO src SELECT g, g FROM generate_series(1, 10) g",
+    )
+    for connection in (dsn(pg_db), rest_conn(rest)):
+        run = Run(tmp_path, connection)
+        step = {"id": "r", "component": "supabase.extractor", "mode": "extract"}
+        step["config"] = {**_defaults(supabase_extractor.SPEC), "table": "src", "select": "id, amount"}
+        table = supabase_extractor.plan(step, {}, run.ctx)
+        assert table.num_rows == 0 and table.column_names == ["id", "amount"]
+    assert table.schema.field("id").type == pa.string()  # REST knows no types without rows
+    table = supabase_extractor.plan(step, {}, Run(tmp_path, dsn(pg_db)).ctx)
+    assert table.schema.field("amount").type == pa.decimal128(10, 3)
 
 
 # --- extractor over SQL -------------------------------------------------------------------------------------
