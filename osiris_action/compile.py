@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from osiris_action import __version__, components
-from osiris_action.diagnostics import Diagnostic
+from osiris_action.diagnostics import Diagnostic, has_errors
 from osiris_action.manifest import MANIFEST_VERSION, canonical_bytes, fingerprint
 from osiris_action.oml import graph, sql
 from osiris_action.oml.load import Document
+from osiris_action.oml.validate import check_resolved
 
 PARAM_RE = re.compile(r"\$\{params\.([A-Za-z0-9_]+)\}")
 
@@ -61,10 +62,14 @@ def compile_document(doc: Document, params: dict[str, str] | None = None) -> Com
     values = _params(data, params or {})
     missing: dict[str, tuple] = {}
     steps = [dict(s) for s in data["steps"]]
+    substituted: dict[str, str] = {}  # step id → its config key, for configs that held parameters
     for i, step in enumerate(steps):
         key = "config" if "config" in step or "with" not in step else "with"
         step.setdefault("component", step.pop("uses", None))
-        step["config"] = _substitute(step.pop(key, None) or {}, values, missing, ("steps", i, key))
+        original = step.pop(key, None) or {}
+        step["config"] = _substitute(original, values, missing, ("steps", i, key))
+        if step["config"] != original:
+            substituted[step["id"]] = key
     if missing:
         return [
             Diagnostic(
@@ -96,6 +101,14 @@ def compile_document(doc: Document, params: dict[str, str] | None = None) -> Com
     by_id = {s["id"]: s for s in steps}
     order = graph.order([s["id"] for s in steps], {k: v[0] for k, v in needs.items()})
     df_names = graph.dataframe_names(order)
+    for i, step in enumerate(steps):
+        if step["id"] in substituted:  # what validation could not check before the parameters had values
+            inputs = graph.input_names(needs[step["id"]][0], df_names)
+            tables = {name for names in inputs.values() for name in names}
+            at = ("steps", i, substituted[step["id"]])
+            notices += check_resolved(doc, at, step["config"], step["component"], tables)
+    if has_errors(notices):
+        return notices
     out_steps = []
     for sid in order:
         step = by_id[sid]

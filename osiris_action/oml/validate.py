@@ -759,5 +759,22 @@ def _article(word: str) -> str:
     return ("an " if word[:1] in "aeiou" else "a ") + word
 
 
+def check_resolved(doc: Document, at: tuple, config: dict, name: str, tables: set[str]) -> list[Diagnostic]:
+    """At compile time, once `${params.X}` has its value: the checks validation had to leave out, namely
+    the config schema and constraints, and the DuckDB query (reported at the start of the query, since
+    positions inside the substituted text do not exist in the file)."""
+    component = components.get(name)
+    checker = _Checker(doc, None)
+    checker._schema(config, at, component)
+    checker._constraints(config, at, at[:-1], component)
+    query = config.get("query")
+    if component.name == "duckdb.processor" and isinstance(query, str) and query.strip():
+        path = (*at, "query")
+        for f in sql.check_queries([(query, tables)])[0]:
+            message = f"{f.message} (with parameters substituted)"
+            checker.add(path, f.severity, f.code, message, f.hint, span=checker._start(path))
+    return checker.found
+
+
 def validate(doc: Document, connections: Connections | None) -> list[Diagnostic]:
     return _Checker(doc, connections).run()

@@ -145,3 +145,23 @@ def test_same_bytes_across_processes_working_directories_and_hash_seeds(tmp_path
     assert first == second
     assert first[1] == "sha256:" + hashlib.sha256(first[0]).hexdigest()
     assert str(tmp_path).encode() not in first[0] and str(ROOT).encode() not in first[0]
+
+
+def test_parameter_values_are_checked_once_they_are_known(tmp_path):
+    text = PIPELINE.replace("description: Director statistics", "params: {size: {default: 500}}").replace(
+        "      table: director_stats\n", "      table: director_stats\n      batch_size: ${params.size}\n"
+    )
+    checked = compile_text(tmp_path, text, params={"size": "many"})
+    found = [(d.code, d.line, d.column) for d in checked.diagnostics]
+    assert checked.compiled is None and found == [("OML042", *at(text, "${params.size}"))]
+    assert "'batch_size' must be an integer, got string 'many'" in checked.diagnostics[0].message
+
+
+def test_sql_with_parameters_is_checked_at_compile(tmp_path):
+    text = PIPELINE.replace("GROUP BY director", "GROUP BY ${params.col}")
+    checked = compile_text(tmp_path, text, params={"col": "director HAVING"})
+    found = [(d.code, d.line, d.column) for d in checked.diagnostics]
+    assert checked.compiled is None and found == [("OML060", *at(text, "|\n        SELECT director"))]
+    assert checked.diagnostics[0].message.endswith("(with parameters substituted)")
+    checked = compile_text(tmp_path, text, params={"col": "nope.director"})
+    assert checked.compiled is not None and [d.code for d in checked.diagnostics] == []
