@@ -30,13 +30,15 @@ from osiris_action.github.event import Event, load_event
 from osiris_action.github.file_command import set_outputs
 from osiris_action.github.inputs import InputError, get_bool, get_choice, get_input, get_multiline
 from osiris_action.github.summary import Raw, Summary, inline_code
+from osiris_action.isolation import cleanup, schema_for
 from osiris_action.pipelines import Checked, Checker, discover
 from osiris_action.redact import Redactor
 from osiris_action.render import add_report, findings, line
 from osiris_action.report import RunReport
 from osiris_action.run import Run, RunOptions, new_run_id, prepare
 
-MODES = ("validate", "compile", "run")
+MODES = ("validate", "compile", "run", "plan", "cleanup")
+RUN_MODES = ("run", "plan")
 _SEVERITY = {"error": 0, "warning": 1, "notice": 2}
 
 
@@ -55,6 +57,8 @@ class Inputs:
     github_token: str
     artifacts_dir: str
     max_parallel: int
+    isolate: str = "off"
+    schema_template: str = "osiris_pr_{number}"
 
     @classmethod
     def read(cls, env) -> Inputs:
@@ -95,6 +99,8 @@ class Inputs:
             github_token=get_input("github-token", env),
             artifacts_dir=get_input("artifacts-dir", env) or "osiris-artifacts",
             max_parallel=max_parallel,
+            isolate=get_choice("isolate", ("off", "pr"), "off", env=env),
+            schema_template=get_input("isolate-schema-template", env) or "osiris_pr_{number}",
         )
 
 
@@ -110,6 +116,8 @@ class Outcome:
     errors: list[str] = field(default_factory=list)
     cancelled: bool = False
     mode: str = "validate"
+    isolate_schema: str | None = None
+    cleaned: bool = False
     runs: list[Run] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -128,7 +136,7 @@ class Outcome:
     @property
     def status(self) -> str:
         if not self.checked and not self.errors:
-            return "skipped"
+            return "success" if self.cleaned else "skipped"
         failing = has_errors(self.diagnostics) or bool(self.errors) or self.cancelled
         if self.inputs.fail_on == "warning":
             failing = failing or any(d.severity == "warning" for d in self.diagnostics)
@@ -242,6 +250,8 @@ def run_all(outcome: Outcome, env, out_root: Path, redactor: Redactor) -> None:
             timeout=inputs.timeout,
             e2b_template=inputs.e2b_template,
             out=out_root / checked.compiled.manifest["pipeline"]["id"],
+            plan=outcome.mode == "plan",
+            isolate_schema=outcome.isolate_schema,
         )
         try:
             prepared = prepare(checked.path, options, env)
@@ -265,22 +275,42 @@ def run_all(outcome: Outcome, env, out_root: Path, redactor: Redactor) -> None:
 
 
 def annotate_runs(outcome: Outcome, errors_shown: int) -> None:
-    """Each failed run as an error on the step that failed, in the error slots validation left free."""
+    """Each failed run as an error on the step that failed, and each incompatible target (plan mode) on
+    its writer step, in the error slots validation left free."""
     room = PER_TYPE_LIMIT - errors_shown
     by_file = {c.document.file: c for c in outcome.checked}
     lines = []
     for report in outcome.reports:
-        if report.status != "failure" or len(lines) >= room:
-            continue
+        checked = by_file.get(report.file or "")
+        for target in report.targets:
+            if target.state == "incompatible":
+                where = f"{target.schema_ + '.' if target.schema_ else ''}{target.table}"
+                lines.append(
+                    command.annotation(
+                        "error",
+                        f"target {where} does not fit the data: " + "; ".join(target.differences),
+                        file=report.file,
+                        line=_step_line(checked, target.step_id),
+                        title=f"Incompatible target for step {target.step_id}",
+                    )
+                )
         failed = next((s for s in report.steps if s.status == "failed"), None)
+        if report.status != "failure" or (failed is None and not report.error):
+            continue
         error = (failed.error if failed else None) or report.error or {}
-        line = _step_line(by_file.get(report.file or ""), failed.id) if failed else None
-        title = f"Run failed at step {failed.id}" if failed else "Run failed"
         message = str(error.get("message") or "the run failed")
         if error.get("hint"):
             message += f"\nHint: {error['hint']}"
-        lines.append(command.annotation("error", message, file=report.file, line=line, title=title))
-    command.emit(lines)
+        lines.append(
+            command.annotation(
+                "error",
+                message,
+                file=report.file,
+                line=_step_line(checked, failed.id) if failed else None,
+                title=f"Run failed at step {failed.id}" if failed else "Run failed",
+            )
+        )
+    command.emit(lines[: max(room, 0)])
 
 
 def _step_line(checked: Checked | None, step_id: str) -> int | None:
@@ -290,6 +320,38 @@ def _step_line(checked: Checked | None, step_id: str) -> int | None:
         if isinstance(step, dict) and step.get("id") == step_id:
             return checked.document.span(("steps", index, "id")).line
     return None
+
+
+def isolation_schema(outcome: Outcome) -> str | None:
+    """`isolate: pr`: the pull request's own schema; outside a pull request, no isolation (noted)."""
+    inputs, event = outcome.inputs, outcome.event
+    if inputs.isolate != "pr":
+        return None
+    if not (event.is_pull_request and event.pr_number):
+        outcome.notes.append(
+            "isolate: pr applies to pull requests only; this run writes to the configured schemas."
+        )
+        return None
+    schema = schema_for(inputs.schema_template, event.pr_number)
+    outcome.notes.append(f"Writes go to the pull request's own schema {schema}.")
+    return schema
+
+
+def cleanup_pr(outcome: Outcome, workspace: Path, env) -> None:
+    """`mode: cleanup` (on the pull_request `closed` event): drop the pull request's schema everywhere."""
+    inputs, event = outcome.inputs, outcome.event
+    if not event.pr_number:
+        raise OsirisError(
+            "mode: cleanup needs a pull request event (it drops that pull request's schema)",
+            "Run it `on: pull_request: types: [closed]`.",
+        )
+    schema = schema_for(inputs.schema_template, event.pr_number)
+    pipelines = discover([p for p in inputs.pipelines if p])
+    for dropped in cleanup(pipelines, schema, inputs.schema_template, inputs.connections, env):
+        outcome.notes.append(f"Dropped {dropped}.")
+    if not any(n.startswith("Dropped") for n in outcome.notes):
+        outcome.notes.append("No writer of the matched pipelines supports schemas; nothing dropped.")
+    outcome.cleaned = True
 
 
 def _log(line: str) -> None:
@@ -386,11 +448,14 @@ def main(env=None) -> int:
     extra: list[Diagnostic] = []
     closed = event.is_pull_request and event.action == "closed"
     try:
-        if closed:
+        if outcome.mode == "cleanup":
+            cleanup_pr(outcome, workspace, env)
+            closed = True
+        elif closed:
             outcome.notes.append("The pull request is closed: there is nothing to check.")
             command.emit(command.annotation("notice", outcome.notes[-1], title="Nothing to check"))
             outcome.mode = "validate"
-        elif event.is_pull_request and (event.is_fork or event.is_dependabot) and outcome.mode == "run":
+        elif event.is_pull_request and (event.is_fork or event.is_dependabot) and outcome.mode in RUN_MODES:
             who = "Dependabot" if event.is_dependabot else "a fork"
             outcome.mode = "compile"
             outcome.notes.append(
@@ -415,7 +480,8 @@ def main(env=None) -> int:
         extra.sort(key=lambda d: (_SEVERITY.get(d.severity, 3), d.file or "", d.line or 0, d.column or 0))
         out_root.mkdir(parents=True, exist_ok=True)
         (out_root / "findings.sarif").write_text(format_sarif(diagnostics, _rule_titles(), __version__))
-        if outcome.mode == "run" and not outcome.cancelled:
+        if outcome.mode in RUN_MODES and not outcome.cancelled:
+            outcome.isolate_schema = isolation_schema(outcome)
             run_all(outcome, env, out_root, redactor)
             annotate_runs(outcome, sum(f.level == "error" for f in shown))
     except OsirisError as exc:
