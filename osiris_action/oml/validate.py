@@ -46,7 +46,7 @@ class _Checker:
         self.doc = doc
         self.connections = connections
         self.found: list[Diagnostic] = []
-        self.unsure_inputs: set[Any] = set()  # steps with broken `needs`: their SQL's tables are not checked
+        self.unsure_inputs: set[str | None] = set()  # steps with broken `needs`: tables left unchecked
 
     def add(
         self, path: tuple, severity: str, code: str, message: str, hint: str, part: str = "value", span=None
@@ -320,7 +320,7 @@ class _Checker:
             at = ("steps", i, "needs")
             needs = step["needs"]
             if not isinstance(needs, list) or not all(isinstance(d, str) and d in ids for d in needs):
-                self.unsure_inputs.add(step.get("id"))
+                self.unsure_inputs.add(step["id"] if isinstance(step.get("id"), str) else None)
             if not isinstance(needs, list):
                 self.add(
                     at,
