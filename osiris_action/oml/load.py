@@ -127,18 +127,21 @@ class _Builder:
         have_root = False
         for event in stream:
             if type(event) is ev.ScalarEvent:  # most events are scalars: test for them first
-                self._spend(1, event)
                 value = _scalar(event)
+                # A long string weighs more, so that aliasing one thousands of times cannot blow up what
+                # later copies the data (the manifest) while the file itself stays small.
+                weight = 1 + len(value) // 256 if isinstance(value, str) else 1
+                self._spend(weight, event)
                 span = _span(event.start_mark, event.end_mark)
                 if event.anchor:
-                    self.anchors[event.anchor] = (value, 1)
+                    self.anchors[event.anchor] = (value, weight)
                 if stack and isinstance(stack[-1][0], dict) and stack[-1][2] is _NO_KEY:
                     self._set_key(stack[-1], value, span, event)
                     continue
                 path = self._child_path(stack)
                 if path is not None:
                     self.doc.values[path] = span
-                if not self._attach(stack, value, 1, span):
+                if not self._attach(stack, value, weight, span):
                     root, have_root = value, True
                 continue
             if isinstance(event, ev.StreamStartEvent | ev.StreamEndEvent | ev.DocumentEndEvent):

@@ -166,3 +166,11 @@ def test_explicit_container_tags_do_not_leak_generators():
     doc, diags = load_text("a: !!omap x\nb: !!set {p, q}\nc: !!map y\n", "f.yaml")
     assert diags == []
     assert doc.data == {"a": "x", "b": {"p": None, "q": None}, "c": "y"}
+
+
+def test_aliasing_a_long_string_counts_its_length(tmp_path):
+    """A 1 MB string aliased 5,000 times is a 1 MB file that would expand to a 5 GB manifest."""
+    data = b'oml_version: "0.1.0"\nname: x\nsteps: []\nmetadata:\n  s: &s "' + b"x" * 1_000_000 + b'"\n'
+    data += b"  copies: [" + b", ".join([b"*s"] * 5_000) + b"]\n"
+    diags = check_bytes(tmp_path, data)
+    assert [(d.code, d.line) for d in diags] == [("OML004", 6)] and "expands" in diags[0].message
