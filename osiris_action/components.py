@@ -9,6 +9,7 @@ libraries inside `run`, which keeps reading the specs fast.
 from __future__ import annotations
 
 import functools
+import json
 import importlib
 import pkgutil
 from dataclasses import dataclass
@@ -84,3 +85,65 @@ def get(name: str) -> Component | None:
 
 def names() -> list[str]:
     return sorted(registry())
+
+
+def markdown() -> str:
+    """docs/components.md, generated from the specs so that it cannot drift from them."""
+    out = [
+        "# Components",
+        "",
+        "Generated from the `SPEC` at the top of each file under `drivers/` "
+        "(`python -m osiris_action.components > docs/components.md`).",
+        "",
+    ]
+    seen: set[str] = set()
+    for name in names():
+        component = get(name)
+        if component.name in seen:
+            continue
+        seen.add(component.name)
+        spec = component.spec
+        aliases = spec.get("aliases", [])
+        out += [f"## `{component.name}`" + (f" (also `{'`, `'.join(aliases)}`)" if aliases else ""), ""]
+        out += [(component.file.read_text().split('"""')[1].strip().splitlines() or [""])[0], ""]
+        modes = [m for m, c in OML_TO_COMPONENT_MODE.items() if c in spec["modes"]]
+        out += [
+            f"- OML modes: {', '.join(modes)}",
+            f"- connection families: {', '.join(spec['families'])}",
+            f"- secret fields (never in config): {', '.join(spec['secrets']) or 'none'}",
+            "",
+        ]
+        out += ["| key | type | default | required | notes |", "| --- | --- | --- | --- | --- |"]
+        required = set(spec["config"].get("required", []))
+        for key, prop in spec["config"]["properties"].items():
+            kind = (
+                prop.get("type") or " or ".join(str(o.get("type")) for o in prop.get("oneOf", [])) or "enum"
+            )
+            kind = " or ".join(kind) if isinstance(kind, list) else kind
+            notes = []
+            if "enum" in prop:
+                notes.append("one of " + ", ".join(f"`{v}`" for v in prop["enum"]))
+            for word, label in (("minimum", "≥"), ("maximum", "≤")):
+                if word in prop:
+                    notes.append(f"{label} {prop[word]}")
+            if "pattern" in prop:
+                notes.append(f"pattern `{prop['pattern']}`")
+            policy = spec["connection"].get(key)
+            if policy:
+                notes.append(f"connection field ({policy} as override)")
+            default = f"`{json.dumps(prop['default'])}`" if "default" in prop else ""
+            out.append(
+                f"| `{key}` | {kind} | {default} | {'yes' if key in required else ''} | {'; '.join(notes)} |"
+            )
+        for rule in spec.get("constraints", []):
+            if "one_of" in rule:
+                out.append(f"\nExactly one of {' or '.join(f'`{k}`' for k in rule['one_of'])}.")
+            elif "require" in rule:
+                field, values = next(iter(rule["when"].items()))
+                out.append(f"\n`{rule['require']}` is required when `{field}` is {' or '.join(values)}.")
+        out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")
