@@ -9,8 +9,8 @@ libraries inside `run`, which keeps reading the specs fast.
 from __future__ import annotations
 
 import functools
-import json
 import importlib
+import json
 import pkgutil
 from dataclasses import dataclass
 from pathlib import Path
