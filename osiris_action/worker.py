@@ -104,7 +104,15 @@ def fingerprint(table) -> str:
     return hashlib.sha256(f"{schema}|{count}|{total}".encode()).hexdigest()[:16]
 
 
-def run_step(step: dict, tables: dict, root: Path, connections: dict, events: Events, settings: dict) -> None:
+def run_step(
+    step: dict,
+    tables: dict,
+    root: Path,
+    connections: dict,
+    events: Events,
+    settings: dict,
+    prints: dict | None = None,
+) -> None:
     """One step: its inputs by every name they are visible under, its driver, its measured outcome."""
     from osiris_drivers._common import StepContext
 
@@ -160,16 +168,21 @@ def run_step(step: dict, tables: dict, root: Path, connections: dict, events: Ev
         )
         events.emit("step_planned", step_id=sid, columns=columns, duration_ms=duration)
         return
+    prints = {} if prints is None else prints
     if result is not None:
         tables[sid] = result
         rows_out = result.num_rows
-        output = fingerprint(result)
+        output = prints[sid] = fingerprint(result)
     else:
         written = ctx.results.get("write.complete")
         if written is None:
             raise RuntimeError(f"driver {step['driver']} returned no table and reported no write.complete")
         rows_out = int(written["rows_written"])
-        output = fingerprint(next(iter(inputs.values()))) if inputs else None
+        # a writer's data is its input: reuse the upstream fingerprint rather than hash it again
+        needs = list(step["inputs"])
+        output = prints.get(needs[0]) if len(needs) == 1 else None
+        if output is None and inputs:
+            output = fingerprint(next(iter(inputs.values())))
     events.emit(
         "step_complete",
         step_id=sid,
@@ -203,10 +216,11 @@ def execute(root: Path, events: Events) -> int:
     settings_file = root / "run.json"  # how to run this time: plan only, per-PR schemas
     settings = json.loads(settings_file.read_text()) if settings_file.is_file() else {}
     tables: dict = {}
+    prints: dict = {}
     started = time.perf_counter()
     for step in manifest["steps"]:
         try:
-            run_step(step, tables, root, connections, events, settings)
+            run_step(step, tables, root, connections, events, settings, prints)
         except Exception as exc:  # every failure becomes one event; the host renders it
             events.emit("step_failed", step_id=step["id"], **_failure(exc))
             events.emit(
