@@ -195,12 +195,7 @@ class _Builder:
                         "Use a string as the key.",
                     )
                 if len(stack) >= MAX_DEPTH:
-                    self.fail(
-                        "OML004",
-                        f"the YAML nests deeper than {MAX_DEPTH} levels",
-                        _span(event.start_mark, event.end_mark),
-                        "A pipeline never needs this depth; flatten the structure.",
-                    )
+                    self.fail("OML004", _TOO_DEEP, _span(event.start_mark, event.end_mark), _TOO_DEEP_HINT)
                 container: Any = {} if isinstance(event, ev.MappingStartEvent) else []
                 stack.append(
                     [container, path if path is not None else (), _NO_KEY, None, 1, event, event.anchor]
@@ -273,6 +268,8 @@ class _Builder:
         return True
 
 
+_TOO_DEEP = f"the YAML nests deeper than {MAX_DEPTH} levels"
+_TOO_DEEP_HINT = "A pipeline never needs this depth; flatten the structure."
 _NO_KEY = object()
 _MERGE = object()
 
@@ -289,6 +286,10 @@ def load_text(text: str, file: str) -> tuple[Document, list[Diagnostic]]:
         mark = exc.problem_mark or exc.context_mark
         span = Span(mark.line + 1, mark.column + 1) if mark else Span(1, 1)
         problem = exc.problem or "invalid YAML"
+        if "maximum nesting depth" in problem:
+            # libyaml >= 0.2.6 stops at 1,000 levels while scanning ahead, before our own limit sees the
+            # 65th: the same input problem, so the same diagnostic (at libyaml's position).
+            return doc, [Diagnostic(file, span, "error", "OML004", _TOO_DEEP, _TOO_DEEP_HINT)]
         if exc.context:
             problem = (
                 f"{exc.context}: {problem}" if "while" not in exc.context else f"{problem} ({exc.context})"
