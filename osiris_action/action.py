@@ -22,7 +22,7 @@ from pathlib import Path
 from osiris_action import __version__
 from osiris_action import connections as conns
 from osiris_action.changes import changed_files
-from osiris_action.diagnostics import Diagnostic, format_sarif, has_errors
+from osiris_action.diagnostics import Diagnostic, format_sarif, has_errors, ordered
 from osiris_action.errors import OsirisError
 from osiris_action.github import command
 from osiris_action.github.annotations import PER_TYPE_LIMIT, Annotator
@@ -471,7 +471,7 @@ def main(env=None) -> int:
             outcome.checked.append(
                 checker.compile(path) if outcome.mode != "validate" else checker.check(path)
             )
-        diagnostics = outcome.diagnostics + checker.connection_diagnostics
+        diagnostics = ordered(outcome.diagnostics + checker.connection_diagnostics)  # once each
         annotator = Annotator(prefer_files=[c.document.file for c in outcome.checked])
         shown, hidden = annotator.select(findings(diagnostics))
         annotator.emit(findings(diagnostics))

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from osiris_action import __version__
-from osiris_action.diagnostics import Diagnostic, format_json, format_sarif, format_text, has_errors
+from osiris_action.diagnostics import Diagnostic, format_json, format_sarif, format_text, has_errors, ordered
 from osiris_action.errors import OsirisError, UsageError
 
 
@@ -91,8 +91,9 @@ def _print_diagnostics(diags: list[Diagnostic], fmt: str) -> None:
         sys.stdout.write(format_sarif(diags, rule_titles(), __version__))
     elif fmt == "github":
         from osiris_action.github.annotations import Annotator
+        from osiris_action.render import findings
 
-        Annotator(sys.stdout.write).emit(diags)
+        Annotator(sys.stdout.write).emit(findings(ordered(diags)))
     else:  # the findings are the command's output, on stdout; the one-line summary goes to stderr
         sys.stdout.write(format_text(diags))
 
