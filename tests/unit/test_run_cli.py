@@ -1,0 +1,91 @@
+"""`osiris-action run` as a user runs it: progress lines, the report, exit codes, and Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+QUICKSTART = Path(__file__).parents[2] / "examples" / "quickstart"
+
+SLOW = """oml_version: "0.1.0"
+name: slow
+steps:
+  - id: read-orders
+    component: filesystem.csv_extractor
+    mode: read
+    config: {connection: "@filesystem.local", path: orders.csv}
+  - id: spin
+    component: duckdb.processor
+    mode: transform
+    needs: [read-orders]
+    config:
+      query: SELECT count(*) AS n FROM range(100000000000) a, input_df
+"""
+
+
+def _project(tmp_path: Path) -> Path:
+    project = tmp_path / "project"
+    shutil.copytree(QUICKSTART, project)
+    (project / "slow.yaml").write_text(SLOW)
+    return project
+
+
+def _run(project: Path, *args: str, **kwargs) -> subprocess.Popen:
+    env = {"PATH": os.environ["PATH"], "HOME": str(project)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "osiris_action", "run", *args],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
+
+
+def test_quickstart_prints_progress_and_report(tmp_path):
+    project = _project(tmp_path)
+    proc = _run(project, "orders-summary.yaml", "--out", str(tmp_path / "out"))
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out + err
+    assert "ok    read-orders" in out and "0 → 1,000 rows" in out
+    assert "orders-summary: SUCCESS" in out and "hash parity: OK" in out
+    for name in ("events.jsonl", "manifest.json", "report.json", "summary.md"):
+        assert (tmp_path / "out" / name).is_file()
+    written = next((tmp_path / "out" / "data").rglob("revenue_by_country.csv")).read_text().splitlines()
+    assert written[0] == "country,orders,revenue,last_order" and len(written) == 9
+
+
+def test_ctrl_c_stops_the_worker_and_still_writes_the_report(tmp_path):
+    project = _project(tmp_path)
+    proc = _run(project, "slow.yaml", "--out", str(tmp_path / "out"))
+    events = tmp_path / "out" / "events.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # wait until the slow step is really running
+        if events.is_file() and '"step_id": "spin"' in events.read_text():
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["status"] == "cancelled"
+    assert [s["status"] for s in report["steps"]] == ["success", "failed"]
+    assert "Traceback" not in err
+    assert (tmp_path / "out" / "summary.md").read_text().count("slow") >= 1
+
+
+def test_timeout_is_one_clear_error(tmp_path):
+    project = _project(tmp_path)
+    proc = _run(project, "slow.yaml", "--out", str(tmp_path / "out"), "--timeout", "3")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert "did not finish within 3 s" in report["error"]["message"]
+    assert "did not finish within 3 s" in out and "Traceback" not in out + err
