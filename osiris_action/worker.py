@@ -261,4 +261,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stderr.flush()
+    # Every event is flushed and every file the drivers wrote is closed: skip the interpreter's teardown
+    # of DuckDB and Arrow, which takes 0.1-0.15 s and tells the host nothing.
+    os._exit(code)
