@@ -197,6 +197,18 @@ def run(step: dict, inputs: dict, ctx: StepContext):
     return table
 
 
+def plan(step: dict, inputs: dict, ctx: StepContext):
+    """Plan mode: the columns and types a run would produce, as an empty table.
+
+    Types are inferred from the whole file, as in a run (a sample could type a column differently from
+    the run, and a plan that disagrees with its run is worse than a slower one), so the file is read
+    and its rows dropped; reading a local file changes nothing.
+    """
+    table = run(step, inputs, ctx)
+    ctx.report("extract.planned", path=resolve(step["config"]["path"], ctx)[1], rows=table.num_rows)
+    return table.schema.empty_table()
+
+
 def _source(path, shown: str, config: dict):
     """A function that opens the file afresh (it is read twice: once for its header and first block),
     decompressed, and with comment lines dropped when `comment` is set."""

@@ -95,6 +95,68 @@ def run(step: dict, inputs: dict, ctx: StepContext):
     return None
 
 
+def plan(step: dict, inputs: dict, ctx: StepContext) -> None:
+    """Plan mode: look at the target file without touching it and report `plan.target` like the database
+    writers: missing (the file would be created), compatible (its header names the data's columns, in
+    order) or incompatible; the effect says how many rows the file now holds, since a run replaces them.
+    """
+    config = step["config"]
+    table = _single_input(inputs, step["id"])
+    path, shown = resolve(config["path"], ctx)
+    names = table.schema.names
+    differences: list[str] = []
+    rows = None
+    if path.is_dir():
+        state, differences = "incompatible", [f"'{shown}' is a folder, not a file"]
+    elif not path.exists():
+        state = "missing"
+        if not path.parent.is_dir() and not config["create_dirs"]:
+            state, differences = "incompatible", ["its folder does not exist and create_dirs is false"]
+    else:
+        header, rows = _existing(path, config)
+        expected = names if config["header"] else [str(i) for i in range(len(names))]
+        if header != expected:
+            state = "incompatible"
+            found = ", ".join(header) or "(none)"
+            differences = [f"the file's columns are {found}; the data's are {', '.join(expected)}"]
+        else:
+            state = "compatible"
+    if state == "missing":
+        effect = "create the file with the incoming rows"
+    else:
+        now = "its rows" if rows is None else f"its {rows:,} row" + ("" if rows == 1 else "s")
+        effect = f"replace the file ({now}) with the incoming rows, in one rename"
+    ctx.report(
+        "plan.target",
+        table=shown,
+        schema=None,
+        state=state,
+        ddl=None,
+        differences=differences,
+        mode="replace",
+        effect=effect,
+        channel="file",
+    )
+    return None
+
+
+def _existing(path, config: dict) -> tuple[list[str], int | None]:
+    """The header of an existing file (or "0", "1", ... for a file without one) and its row count; a file
+    that cannot be read as CSV with the step's options has no columns and an unknown count."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    read = pacsv.ReadOptions(autogenerate_column_names=not config["header"], encoding=config["encoding"])
+    parse = pacsv.ParseOptions(delimiter=config["delimiter"], newlines_in_values=True)
+    convert = pacsv.ConvertOptions(column_types={}, strings_can_be_null=False)
+    try:
+        with pacsv.open_csv(str(path), read, parse, convert) as reader:
+            names = [name if config["header"] else name.removeprefix("f") for name in reader.schema.names]
+            return names, sum(batch.num_rows for batch in reader)
+    except (pa.ArrowException, OSError, UnicodeError):
+        return [], None
+
+
 def _write_atomically(path, write) -> int:
     """Run `write` on a temporary file next to `path`, then move it over `path` in one rename; on any
     failure remove the temporary file and leave `path` as it was. A new file gets mode 0644, a replaced

@@ -109,6 +109,37 @@ def run(step: dict, inputs: dict, ctx: StepContext):
     return table
 
 
+def plan(step: dict, inputs: dict, ctx: StepContext):
+    """Plan mode: the server checks the query and names its columns, and no row leaves it.
+
+    The same probe as a run (`SELECT * FROM (<query>) LIMIT 0` on a PyMySQL connection) gives the exact
+    column types, so the plan's types are the run's; a wrong table, column or syntax fails here with the
+    server's own message. Returns an empty table of those types for the steps downstream.
+    """
+    import pyarrow as pa
+
+    config = step["config"]
+    params = connection_params(config, ctx.connection)
+    schema = config.get("schema") or (ctx.connection or {}).get("schema")
+    conn = connect(params)
+    try:
+        with conn.cursor() as cursor:
+            if config.get("query"):
+                _refuse_table_options(config)
+                sql = config["query"].strip().rstrip(";").strip()
+                columns = _probe(cursor, sql, params, "checking the query")
+            else:
+                names = config.get("columns") or ["*"]
+                projection = ", ".join("*" if n == "*" else quote_ident(n) for n in names)
+                sql = f"SELECT {projection} FROM {qualified(schema, config['table'])}"
+                target = qualified(schema or params["database"], config["table"])
+                columns = _probe(cursor, sql, params, f"checking table {target}")
+    finally:
+        conn.close()
+    ctx.report("extract.planned", query=sql, check="LIMIT 0", columns=len(columns), rows_fetched=0)
+    return pa.schema([column.field() for column in columns]).empty_table()
+
+
 def _refuse_table_options(config: dict) -> None:
     given = [key for key in ("table", "columns", "limit", "offset") if config.get(key)]  # offset 0 is unset
     if given:

@@ -114,6 +114,8 @@ def run(step: dict, inputs: dict, ctx: StepContext) -> None:
     created = False
     try:
         with conn.cursor() as cursor:
+            if ctx.create_schema and not ctx.plan_only:  # the run's own database; commits by itself
+                cursor.execute(f"CREATE DATABASE IF NOT EXISTS {quote_ident(schema)}")
             created = _prepare_table(cursor, ctx, config, data, schema, params)
             if ctx.plan_only:
                 ctx.report("write.complete", **where, rows_written=0, channel_used="none", plan_only=True)
@@ -145,6 +147,195 @@ def run(step: dict, inputs: dict, ctx: StepContext) -> None:
     channel = "pymysql_load_data" if method == "load_data" else "pymysql_insert"
     ctx.report("write.complete", **where, rows_written=written, channel_used=channel, **stats)
     return None
+
+
+def plan(step: dict, inputs: dict, ctx: StepContext) -> None:
+    """Plan mode: inspect the target with reads only and report what the write would do, as `plan.target`
+    {table, schema, state: missing | compatible | incompatible, ddl, differences, mode, effect, channel},
+    the same fields as the Postgres writer's, so one report and one summary table serve both.
+
+    Only information_schema and a COUNT(*) are read, so a user with SELECT alone can plan; the database
+    of a per-PR schema is not created (it shows in the DDL instead).
+    """
+    import pymysql
+
+    config = step["config"]
+    data = _input_table(inputs, step["id"])
+    params = connection_params(config, ctx.connection)
+    schema = config.get("schema") or (ctx.connection or {}).get("schema") or params["database"]
+    name, mode = config["table"], config.get("mode") or "append"
+    keys = list(config.get("upsert_keys") or [])
+    if mode == "upsert" and not keys:
+        raise StepError(
+            f"mysql.writer step '{step['id']}' is in upsert mode but names no upsert_keys.",
+            "List the key columns under upsert_keys (they need a PRIMARY KEY or UNIQUE index).",
+        )
+    target = qualified(schema, name)
+    conn = connect(params)
+    try:
+        with conn.cursor() as cursor:
+            state, ddl, differences, rows = _inspect(cursor, ctx, config, data, schema, keys)
+    except pymysql.MySQLError as exc:
+        raise error_from(exc, params, f"inspecting {target}") from None
+    finally:
+        conn.close()
+    if ddl:
+        (ctx.artifacts_dir / "ddl.sql").write_text(ddl + ";\n", encoding="utf-8")
+    ctx.report(
+        "plan.target",
+        table=name,
+        schema=schema,
+        state=state,
+        ddl=ddl,
+        differences=differences,
+        mode=mode,
+        effect=_effect(state, mode, keys, rows, bool(config.get("truncate_before")), ddl),
+        channel="pymysql",
+    )
+    return None
+
+
+def _inspect(cursor, ctx: StepContext, config: dict, data, schema: str, keys: list[str]):
+    """(state, ddl, differences, rows now in the table) of the target, from reads only."""
+    import pymysql
+
+    name = config["table"]
+    target = qualified(schema, name)
+    columns = _target_columns(cursor, schema, name)
+    if columns is None:
+        cursor.execute("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (schema,))
+        database_exists = cursor.fetchone() is not None
+        if not database_exists and not ctx.create_schema:
+            return "incompatible", None, [f"database {schema} does not exist"], None
+        if not config.get("create_table"):
+            return "incompatible", None, ["the table does not exist and create_table is false"], None
+        try:
+            ddl = create_table_sql(target, data.schema, keys)
+        except StepError as exc:
+            return "incompatible", None, [exc.message], None
+        if not database_exists:
+            ddl = f"CREATE DATABASE IF NOT EXISTS {quote_ident(schema)};\n{ddl}"
+        absent = [key for key in keys if key.lower() not in {n.lower() for n in data.schema.names}]
+        differences = [f"upsert key not in the data: {', '.join(absent)}"] if absent else []
+        return ("incompatible" if differences else "missing"), ddl, differences, 0
+    differences = _differences(data.schema, columns, keys)
+    if config.get("mode") == "upsert" and not differences:
+        try:
+            _check_unique_key(cursor, schema, name, keys, target)
+        except StepError as exc:
+            differences.append(exc.message)
+    rows = None
+    try:
+        cursor.execute(f"SELECT COUNT(*) FROM {target}")
+        rows = int(cursor.fetchone()[0])
+    except pymysql.MySQLError:  # a writer may lack SELECT; the count is then unknown, not an error
+        pass
+    return ("incompatible" if differences else "compatible"), None, differences, rows
+
+
+def _target_columns(cursor, schema: str, name: str) -> list[tuple] | None:
+    """(name, data type, column type, nullable, has default) per column, or None for a missing table."""
+    cursor.execute(
+        "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE = 'YES', "
+        "COLUMN_DEFAULT IS NOT NULL OR EXTRA LIKE '%%auto_increment%%' OR GENERATION_EXPRESSION <> '' "
+        "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
+        "ORDER BY ORDINAL_POSITION",
+        (schema, name),
+    )
+    return [tuple(row) for row in cursor.fetchall()] or None
+
+
+# Which MySQL data types can hold the values of each kind of Arrow column. The server parses text into any
+# type (a value it cannot parse fails the run, which a plan cannot foresee), and a type not listed anywhere
+# (spatial types, say) is taken as fitting: the plan reports only what is bound to fail.
+NUMERIC = {"tinyint", "smallint", "mediumint", "int", "bigint", "decimal", "float", "double", "bit", "year"}
+TEXT = {"char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set"}
+BINARY = {"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"}
+TEMPORAL = {"date", "datetime", "timestamp"}
+ACCEPTS = {
+    "number": NUMERIC | TEXT,
+    "bool": NUMERIC | TEXT,
+    "text": NUMERIC | TEXT | BINARY | TEMPORAL | {"time", "json"},
+    "binary": BINARY,
+    "date": TEMPORAL | TEXT,
+    "timestamp": TEMPORAL | TEXT,
+    "time": {"time"} | TEXT,
+}
+KNOWN = NUMERIC | TEXT | BINARY | TEMPORAL | {"time", "json"}
+
+
+def _differences(arrow_schema, columns: list[tuple], keys: list[str]) -> list[str]:
+    """How the data and an existing table disagree: missing columns, types that cannot hold the values,
+    NOT NULL columns the data leaves empty, upsert keys the data lacks."""
+    by_name = {column[0].lower(): column for column in columns}
+    names = {field.name.lower() for field in arrow_schema}
+    missing = [field.name for field in arrow_schema if field.name.lower() not in by_name]
+    wrong = []
+    for field in arrow_schema:
+        column = by_name.get(field.name.lower())
+        kind = _kind(field)
+        if column is None or kind is None or column[1] not in KNOWN:
+            continue
+        if column[1] not in ACCEPTS.get(kind, set()):
+            wrong.append(f"{field.name} ({field.type} into {column[2]})")
+    required = [c[0] for c in columns if not c[3] and not c[4] and c[0].lower() not in names]
+    absent = [key for key in keys if key.lower() not in names]
+    problems = []
+    if missing:
+        problems.append(f"not in the table: {', '.join(missing)}")
+    if wrong:
+        problems.append(f"incompatible types: {', '.join(wrong)}")
+    if required:
+        problems.append(f"NOT NULL columns without a default missing from the data: {', '.join(required)}")
+    if absent:
+        problems.append(f"upsert key not in the data: {', '.join(absent)}")
+    return problems
+
+
+def _kind(field) -> str | None:
+    """The family of an Arrow column (None: a null column, which fits anywhere, or one we cannot judge)."""
+    import pyarrow as pa
+
+    kind = field.type.value_type if pa.types.is_dictionary(field.type) else field.type
+    if isinstance(kind, pa.BaseExtensionType):
+        kind = kind.storage_type
+    checks = [
+        (pa.types.is_boolean, "bool"),
+        (lambda t: pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t), "number"),
+        (
+            lambda t: pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t),
+            "text",
+        ),
+        (
+            lambda t: (
+                pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t)
+            ),
+            "binary",
+        ),
+        (pa.types.is_date, "date"),
+        (pa.types.is_timestamp, "timestamp"),
+        (pa.types.is_time, "time"),
+    ]
+    return next((name for check, name in checks if check(kind)), None)
+
+
+def _effect(state: str, mode: str, keys: list[str], rows: int | None, truncate: bool, ddl: str | None) -> str:
+    """What the write would do, in words: the row count a replace would delete, the key an upsert uses."""
+    steps = []
+    if ddl and ddl.startswith("CREATE DATABASE"):
+        steps.append("create the database")
+    if state == "missing":
+        steps.append("create the table")
+    elif mode == "replace" or truncate:
+        steps.append("delete every row")
+    if mode == "upsert":
+        steps.append(f"insert new rows and update existing ones on ({', '.join(keys)})")
+    else:
+        steps.append("insert the incoming rows")
+    effect = ", then ".join(steps) + " in one transaction"
+    if state != "missing" and (mode == "replace" or truncate) and rows is not None:
+        effect += f" (replacing the {rows:,} row{'' if rows == 1 else 's'} now in the table)"
+    return effect
 
 
 def _prepare_table(cursor, ctx: StepContext, config: dict, data, schema: str, params: dict) -> bool:

@@ -155,6 +155,9 @@ def plan(step: dict, inputs: dict, ctx: StepContext) -> None:
     if state == "missing":
         effect = "create the table, then " + effect
     effect += " in one transaction" if sql is not None else " over REST in batches, not atomic"
+    counted = state != "missing" and mode == "replace" and sql is not None
+    if counted and (rows := _row_count(sql, schema, table, cfg)) is not None:
+        effect += f" (replacing the {rows:,} row{'' if rows == 1 else 's'} now in the table)"
     if ddl:
         (ctx.artifacts_dir / "ddl.sql").write_text(ddl, encoding="utf-8")
     ctx.report(
@@ -368,6 +371,25 @@ def _plan_sql(channel: SqlChannel, data, schema, table, pk, cfg, ctx) -> tuple[s
     if not schema_exists:
         ddl = f"CREATE SCHEMA IF NOT EXISTS {quote(schema)};\n" + ddl
     return "missing", ddl, []
+
+
+def _row_count(channel: SqlChannel, schema, table, cfg) -> int | None:
+    """The rows a replace would delete; None when they cannot be counted (no SELECT privilege, say)."""
+    import adbc_driver_manager
+
+    try:
+        conn = connect(channel, int(cfg.get("timeout") or 30))
+    except StepError:
+        return None
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT count(*) FROM {qualified(schema, table)}")
+            return int(cur.fetchone()[0])
+    except adbc_driver_manager.Error:
+        return None
+    finally:
+        _rollback(conn)
+        conn.close()
 
 
 def _plan_ddl(data, schema, table, pk, cfg, ctx, channel: str | None) -> str:

@@ -51,6 +51,7 @@ def text(report: RunReport) -> str:
         where = f"{t.schema_ + '.' if t.schema_ else ''}{t.table}"
         lines.append(f"  plan: {where} is {t.state}; {t.effect or ''}")
         lines += [f"        {difference}" for difference in t.differences]
+        lines += [f"        {sql}" for sql in (t.ddl or "").rstrip().splitlines()]
     for w in report.writes:
         atomic = "" if w.atomic is not False else ", not atomic"
         lines.append(
@@ -184,6 +185,7 @@ def add_plan(summary: Summary, report: RunReport) -> None:
     """Plan mode: the columns each step would produce and what each write would do to its target."""
     if report.mode != "plan":
         return
+    summary.heading("Plan", 4)
     summary.table(
         ["step", "columns it would produce"],
         [[s.id, ", ".join(f"{c['name']} {c['type']}" for c in s.columns or []) or "—"] for s in report.steps],

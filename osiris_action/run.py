@@ -253,9 +253,12 @@ class Run:
         if name == "step_complete":
             rows = f"{event.get('rows_in', 0):,} → {event.get('rows_out', 0):,} rows"
             self.on_progress(f"  ok    {sid:<28} {rows:<26} {event.get('duration_ms', 0) / 1000:6.2f} s")
-        elif name == "step_planned":
+        elif name == "step_planned" and (event.get("columns") or event.get("note")):
             columns = ", ".join(f"{c['name']} {c['type']}" for c in event.get("columns") or [])
-            self.on_progress(f"  plan  {sid:<28} {columns[:80]}")
+            self.on_progress(f"  plan  {sid:<28} {(columns or event.get('note') or '')[:80]}")
+        elif name == "plan.target":  # a writer produces no columns: show its target instead
+            where = ".".join(str(part) for part in (event.get("schema"), event.get("table")) if part)
+            self.on_progress(f"  plan  {sid:<28} {where}: {event.get('state')}")
         elif name == "step_failed":
             self.on_progress(f"  FAIL  {sid:<28} {event.get('message')}")
 
