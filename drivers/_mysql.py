@@ -14,6 +14,23 @@ from urllib.parse import quote
 
 from osiris_drivers._common import StepError
 
+# The connection fields both MySQL components accept in config, and which of them a step may override.
+CONNECTION_FIELDS = {
+    "host": {"type": "string", "minLength": 1},
+    "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+    "database": {"type": "string", "minLength": 1},
+    "user": {"type": "string", "minLength": 1},
+    "password": {"type": "string"},
+}
+CONNECTION_POLICY = {
+    "host": "allowed",
+    "port": "allowed",
+    "database": "forbidden",
+    "user": "forbidden",
+    "password": "forbidden",
+    "schema": "allowed",
+}
+
 DEFAULT_PORT = 3306
 CONNECT_TIMEOUT = 10
 READ_TIMEOUT = 600

@@ -6,6 +6,8 @@ import re
 
 from osiris_drivers._common import StepContext, StepError
 from osiris_drivers._mysql import (
+    CONNECTION_FIELDS,
+    CONNECTION_POLICY,
     CX_SESSION,
     Column,
     columns_from_fields,
@@ -20,32 +22,17 @@ from osiris_drivers._mysql import (
     rows_to_batch,
 )
 
-_CONNECTION = {
-    "host": {"type": "string", "minLength": 1},
-    "port": {"type": "integer", "minimum": 1, "maximum": 65535},
-    "database": {"type": "string", "minLength": 1},
-    "user": {"type": "string", "minLength": 1},
-    "password": {"type": "string"},
-}
-
 SPEC = {
     "name": "mysql.extractor",
     "families": ["mysql"],
     "modes": ["extract", "discover"],
-    "connection": {
-        "host": "allowed",
-        "port": "allowed",
-        "database": "forbidden",
-        "user": "forbidden",
-        "password": "forbidden",
-        "schema": "allowed",
-    },
+    "connection": CONNECTION_POLICY,
     "secrets": ["password"],
     "config": {
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            **_CONNECTION,
+            **CONNECTION_FIELDS,
             "table": {"type": "string", "minLength": 1},
             "schema": {"type": ["string", "null"]},
             "query": {"type": "string", "minLength": 1},

@@ -6,28 +6,28 @@ import tempfile
 import uuid
 
 from osiris_drivers._common import StepContext, StepError
-from osiris_drivers._mysql import connect, connection_params, error_from, qualified, quote_ident
-from osiris_drivers.mysql_extractor import _CONNECTION
+from osiris_drivers._mysql import (
+    CONNECTION_FIELDS,
+    CONNECTION_POLICY,
+    connect,
+    connection_params,
+    error_from,
+    qualified,
+    quote_ident,
+)
 
 SPEC = {
     "name": "mysql.writer",
     "families": ["mysql"],
     "modes": ["write", "discover"],
-    "connection": {
-        "host": "allowed",
-        "port": "allowed",
-        "database": "forbidden",
-        "user": "forbidden",
-        "password": "forbidden",
-        "schema": "allowed",
-    },
+    "connection": CONNECTION_POLICY,
     "secrets": ["password"],
     "config": {
         "type": "object",
         "additionalProperties": False,
         "required": ["table"],
         "properties": {
-            **_CONNECTION,
+            **CONNECTION_FIELDS,
             "table": {"type": "string", "minLength": 1},
             "schema": {"type": ["string", "null"]},
             "mode": {"enum": ["append", "replace", "upsert"], "default": "append"},
@@ -42,7 +42,7 @@ SPEC = {
     },
     "constraints": [{"when": {"mode": ["upsert"]}, "require": "upsert_keys"}],
     "requires": ["pyarrow", "pymysql"],
-    "helpers": ["_mysql.py", "mysql_extractor.py"],
+    "helpers": ["_mysql.py"],
 }
 
 DUPLICATE_KEY = 1062
