@@ -328,7 +328,10 @@ def server_error(exc: Exception) -> tuple[str, str | None]:
             state = state or "57P01"
         message = _libpq_text(re.sub(r"\. SQLSTATE: \w+\s*$", "", str(exc)))
         message = re.sub(
-            r"^(\w+: )?Failed to (execute|prepare) query( '.*?')?: (ERROR: )?", "", message, flags=re.S
+            r"^(\w+: )?Failed to (execute|prepare) (query( '.*?')?|COPY statement): (PGRES_\w+ )?(ERROR: )?",
+            "",
+            message,
+            flags=re.S,
         )
         message = re.split(r" (?:LINE \d+:|Query was:|CONTEXT:)", message)[0]
         message = re.sub(r" DETAIL: (.*?)\.?$", r" (\1)", message)
@@ -500,6 +503,143 @@ def stage(cur, table, name: str) -> str:
     """Binary COPY of the Arrow table into a temporary table of this session and transaction."""
     cur.adbc_ingest(name, copyable(table), mode="create", temporary=True)
     return f"pg_temp.{quote(name)}"
+
+
+# --- binary COPY straight into the target -----------------------------------------------------------------
+
+# The base type whose binary form ADBC sends for each Arrow type (uint64 and date64 as `copyable` converts
+# them; parameterised types are in `copy_type`). Binary COPY has no assignment casts: the column's own binary
+# input reads the bytes, so anything but this type is a near miss, and not every near miss is refused (int64
+# into a double precision column arrives as 5e-324).
+COPY_TYPES = {
+    "int8": "int2",
+    "int16": "int2",
+    "uint8": "int2",
+    "int32": "int4",
+    "uint16": "int4",
+    "int64": "int8",
+    "uint32": "int8",
+    "uint64": "numeric",
+    "halffloat": "float4",
+    "float": "float4",
+    "double": "float8",
+    "bool": "bool",
+    "string": "text",
+    "large_string": "text",
+    "string_view": "text",
+    "binary": "bytea",
+    "large_binary": "bytea",
+    "binary_view": "bytea",
+    "date32[day]": "date",
+    "date64[ms]": "date",
+}
+# Base types whose binary input reads text's binary form as is (and applies the column's length limit).
+TEXT_LIKE = {"text", "varchar", "bpchar"}
+
+# What decides whether COPY straight into the table stores what the staged INSERT ... SELECT would.
+_COPY_TARGET_SQL = """
+SELECT c.relkind::text,
+       row_security_active(c.oid),
+       EXISTS (SELECT FROM pg_rewrite r WHERE r.ev_class = c.oid),
+       ARRAY(SELECT a.attname::text FROM pg_attribute a
+              WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                AND (a.attidentity = 'a' OR a.attgenerated <> '')),
+       current_setting('track_counts')::boolean,
+       EXISTS (SELECT FROM pg_constraint k WHERE k.contype = 'f' AND k.confrelid = c.oid),
+       EXISTS (SELECT FROM pg_trigger t
+                WHERE t.tgrelid = c.oid AND NOT t.tgisinternal AND t.tgtype & (8 | 32) <> 0),
+       EXISTS (SELECT FROM pg_inherits i WHERE i.inhparent = c.oid),
+       EXISTS (SELECT FROM pg_publication_tables p JOIN pg_publication pub ON pub.pubname = p.pubname
+                WHERE p.schemaname = n.nspname AND p.tablename = c.relname AND pub.pubdelete),
+       has_table_privilege(c.oid, 'TRUNCATE') AND has_table_privilege(c.oid, 'SELECT')
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = $1 AND c.relname = $2
+"""
+
+
+def copy_type(f) -> str | None:
+    """The base type name (pg_type.typname) of what binary COPY sends for an Arrow field; None when unsure."""
+    import pyarrow as pa
+
+    t = f.type.value_type if pa.types.is_dictionary(f.type) else f.type
+    if isinstance(t, pa.ExtensionType):
+        t = pa.string() if t.extension_name == "arrow.uuid" else t.storage_type
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        inner = copy_type(t.value_field)
+        return None if inner is None or inner.startswith("_") else "_" + inner  # one-dimensional only
+    if pa.types.is_decimal(t):
+        return "numeric"
+    if pa.types.is_timestamp(t):
+        return "timestamptz" if t.tz else "timestamp"
+    if pa.types.is_time(t):
+        return "time"
+    if pa.types.is_duration(t) or pa.types.is_interval(t):
+        return "interval"
+    if pa.types.is_fixed_size_binary(t):
+        return "bytea"
+    return COPY_TYPES.get(str(t))
+
+
+def copy_mismatches(arrow_schema, columns: list[Column]) -> list[str]:
+    """The fields whose binary COPY form is not exactly what their column reads, i.e. that need a cast."""
+    by_name = {c.name: c for c in columns}
+    found = []
+    for f in arrow_schema:
+        column, sent = by_name[f.name], copy_type(f)
+        if kind(f) == "null" or sent == column.base or (sent == "text" and column.base in TEXT_LIKE):
+            continue  # a column of nulls fits any type: NULL has no binary form
+        found.append(f"{f.name} ({f.type} into {column.sql_type})")
+    return found
+
+
+def copy_blockers(
+    cur, schema: str, table: str, arrow_schema, columns: list[Column], replace: bool
+) -> list[str]:
+    """Why COPY straight into the table (after a TRUNCATE, for replace) would not do exactly what the
+    staged INSERT ... SELECT (after a DELETE) does; an empty list when it would.
+
+    - Every value must arrive in its column's own binary form (`copy_mismatches`).
+    - A plain table: COPY ignores rules, refuses row-level security, and writes GENERATED ALWAYS identity
+      columns that INSERT refuses. The inserted-row counter that measures rows_written needs track_counts.
+    - replace: TRUNCATE refuses a table that a foreign key references (DELETE checks row by row); it fires
+      ON TRUNCATE triggers instead of ON DELETE ones; it empties inheritance children too; a publication
+      that publishes deletes would send subscribers one TRUNCATE (or nothing) instead of the deletes; it
+      needs the TRUNCATE privilege, and counting the rows it removes needs SELECT.
+    """
+    cur.execute(_COPY_TARGET_SQL, (schema, table))
+    relkind, rls, rules, generated, counts, referenced, triggers, children, published, can = cur.fetchone()
+    checks = [
+        (relkind != "r", "not a plain table"),
+        (rls, "row-level security applies to this user"),
+        (rules, "the table has rules"),
+        (bool(set(generated) & set(arrow_schema.names)), "the data holds a generated or identity column"),
+        (not counts, "track_counts is off"),
+    ]
+    if replace:
+        checks += [
+            (referenced, "a foreign key references the table"),
+            (triggers, "the table has ON DELETE or ON TRUNCATE triggers"),
+            (children, "the table has inheritance children"),
+            (published, "a publication publishes its deletes"),
+            (not can, "no TRUNCATE or SELECT privilege"),
+        ]
+    found = [reason for failed, reason in checks if failed]
+    mismatches = copy_mismatches(arrow_schema, columns)
+    if mismatches:
+        found.append("casts needed: " + ", ".join(mismatches))
+    return found
+
+
+def copy_into(cur, table, schema: str, name: str) -> int:
+    """Binary COPY of the Arrow table straight into an existing table; returns the rows the server
+    inserted. adbc_ingest counts the rows it sent, including any that a BEFORE trigger skipped; the
+    server's own count is what this transaction's inserted-row counter for the table grew by."""
+    counter = "SELECT pg_stat_get_xact_tuples_inserted($1::regclass)"
+    cur.execute(counter, (qualified(schema, name),))
+    before = cur.fetchone()[0]
+    cur.adbc_ingest(name, copyable(table), mode="append", db_schema_name=schema)
+    cur.execute(counter, (qualified(schema, name),))
+    return int(cur.fetchone()[0] - before)
 
 
 # --- REST -------------------------------------------------------------------------------------------------

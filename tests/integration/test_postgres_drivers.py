@@ -24,7 +24,7 @@ from urllib.parse import quote as urlquote
 import psycopg
 import pyarrow as pa
 import pytest
-from osiris_drivers import supabase_extractor, supabase_writer
+from osiris_drivers import _postgres, supabase_extractor, supabase_writer
 from osiris_drivers._common import StepContext, StepError
 
 from tests.conftest import pg_execute
@@ -121,6 +121,27 @@ def people(ids, amount=Decimal("1.50"), name="n") -> pa.Table:
 
 def json_field(name: str) -> pa.Field:
     return pa.field(name, pa.string(), metadata={b"osiris.type": b"json"})
+
+
+def spy_staging(monkeypatch) -> list[str]:
+    """The staging tables the writer makes; none means it copied straight into the target. Needed where a
+    write fails, since write.complete (which says `method`) is never reported then."""
+    made: list[str] = []
+
+    def stage(cur, table, name):
+        made.append(name)
+        return _postgres.stage(cur, table, name)
+
+    monkeypatch.setattr(supabase_writer, "stage", stage)
+    return made
+
+
+PEOPLE_DDL = "CREATE TABLE people (id bigint PRIMARY KEY, name text, amount numeric(12,2))"
+AUDIT = [
+    "CREATE TABLE audit (op text, n int)",
+    "CREATE FUNCTION audit() RETURNS trigger LANGUAGE plpgsql AS "
+    "$$ BEGIN INSERT INTO audit VALUES (TG_OP, 1); RETURN coalesce(NEW, OLD); END $$",
+]
 
 
 # --- SQL channel: create, types, modes ---------------------------------------------------------------------
@@ -226,6 +247,8 @@ def test_missing_table_is_created_with_faithful_types_in_the_load_transaction(pg
         "rows_written": 2,
         "channel_used": "sql_copy",
         "atomic": True,
+        "method": "staged",
+        "staged_because": "casts needed: doc (string into jsonb)",
     }
     # the staging table lived only in the transaction's session
     assert rows(pg_db, "SELECT count(*) FROM pg_class WHERE relname LIKE 'osiris_stage%'") == [(0,)]
@@ -237,6 +260,7 @@ def test_append_adds_rows_and_counts_them_from_the_server(pg_db, tmp_path):
     run = write(tmp_path, dsn(pg_db), people(range(4, 6)), table="people", write_mode="append")
     assert run.event("write.complete")["rows_written"] == 2
     assert run.event("write.complete")["mode"] == "append"
+    assert run.event("write.complete")["method"] == "direct_copy"
     assert rows(pg_db, "SELECT count(*), sum(amount) FROM people") == [(5, Decimal("7.50"))]
     assert "table.ddl_planned" not in run.names()
 
@@ -275,6 +299,7 @@ def test_replace_keeps_the_table_with_its_view_trigger_grant_and_policy(pg_db, t
         )
         assert run.event("write.complete")["rows_written"] == 3
         assert run.event("write.complete")["rows_deleted"] == 10
+        assert run.event("write.complete")["method"] == "direct_copy"  # TRUNCATE + COPY into the table
         assert rows(pg_db, "SELECT id, name FROM people ORDER BY id") == [(2, "n2"), (20, "n20"), (30, "n30")]
         assert rows(pg_db, "SELECT 'people'::regclass::oid") == oid
         assert rows(pg_db, "SELECT count(*) FROM rich") == [(3,)]
@@ -384,25 +409,212 @@ def test_writer_in_a_non_public_schema_and_text_into_jsonb_and_uuid(pg_db, tmp_p
         )
 
 
+# --- SQL channel: COPY straight into the target, or through a staging table ---------------------------------
+
+
+def test_append_and_replace_copy_straight_into_the_table_when_nothing_would_differ(pg_db, tmp_path):
+    pg_execute(
+        pg_db,
+        *AUDIT,
+        "CREATE TABLE teams (id int PRIMARY KEY)",
+        "INSERT INTO teams VALUES (1)",
+        # an outgoing foreign key, a CHECK, a default, INSERT triggers and varchar/char columns change nothing
+        "CREATE TABLE people (id bigint PRIMARY KEY, name varchar(8), amount numeric(12,2) "
+        "CHECK (amount > 0), team int DEFAULT 1 REFERENCES teams, code char(3), note text)",
+        "CREATE TRIGGER people_audit AFTER INSERT ON people FOR EACH ROW EXECUTE FUNCTION audit()",
+        "INSERT INTO people (id, name, amount) SELECT g, 'old', 1 FROM generate_series(1, 5) g",
+    )
+    data = people([1, 2, 3]).append_column("code", pa.array(["ab", None, "xyz"]))
+    data = data.append_column("note", pa.nulls(3))  # a column of nulls fits any type
+    run = write(tmp_path, dsn(pg_db), data, table="people", write_mode="replace", primary_key="id")
+    complete = run.event("write.complete")
+    assert (complete["method"], complete["rows_deleted"], complete["rows_written"]) == ("direct_copy", 5, 3)
+    assert "staged_because" not in complete
+    assert rows(pg_db, "SELECT id, name, code, team FROM people ORDER BY id") == [
+        (1, "n1", "ab ", 1),
+        (2, "n2", None, 1),
+        (3, "n3", "xyz", 1),
+    ]
+    assert rows(pg_db, "SELECT count(*) FROM audit") == [(8,)]
+
+    run = write(tmp_path, dsn(pg_db), people([4, 5]), table="people", write_mode="append")
+    complete = run.event("write.complete")
+    assert (complete["method"], complete["rows_written"]) == ("direct_copy", 2)
+    assert rows(pg_db, "SELECT count(*) FROM people") == [(5,)]
+
+    # a table created by this write is as good a target, whatever the names hold
+    pg_execute(pg_db, 'CREATE SCHEMA "Sales Q"')
+    run = write(tmp_path, dsn(pg_db), data, table='New "People"', schema="Sales Q", write_mode="replace")
+    complete = run.event("write.complete")
+    assert (complete["method"], complete["rows_written"]) == ("direct_copy", 3)
+    assert "rows_deleted" not in complete and "table.ddl_executed" in run.names()
+    assert rows(pg_db, 'SELECT count(*) FROM "Sales Q"."New ""People"""') == [(3,)]
+
+
+@pytest.mark.parametrize("mode", ["append", "replace"])
+def test_rows_written_by_a_direct_copy_is_the_servers_count(pg_db, tmp_path, mode):
+    """adbc_ingest returns the rows it sent; a BEFORE trigger that skips rows shows the difference."""
+    pg_execute(
+        pg_db,
+        PEOPLE_DDL,
+        "CREATE FUNCTION skip_odd() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN IF NEW.id % 2 = 1 THEN RETURN NULL; END IF; RETURN NEW; END $$",
+        "CREATE TRIGGER people_skip BEFORE INSERT ON people FOR EACH ROW EXECUTE FUNCTION skip_odd()",
+    )
+    run = write(tmp_path, dsn(pg_db), people(range(1, 11)), table="people", write_mode=mode, primary_key="id")
+    complete = run.event("write.complete")
+    assert (complete["method"], complete["rows_written"]) == ("direct_copy", 5)
+    assert rows(pg_db, "SELECT count(*) FROM people") == [(5,)]
+
+
+@pytest.mark.parametrize(
+    ("mode", "setup", "because", "audit"),
+    [
+        (
+            "replace",
+            ["CREATE TABLE orders (person bigint REFERENCES people (id))"],
+            "a foreign key references the table",
+            0,
+        ),
+        (  # TRUNCATE would not fire it: one row per deleted row proves the DELETE ran
+            "replace",
+            ["CREATE TRIGGER people_gone AFTER DELETE ON people FOR EACH ROW EXECUTE FUNCTION audit()"],
+            "ON DELETE or ON TRUNCATE triggers",
+            4,
+        ),
+        (
+            "replace",
+            ["CREATE TRIGGER people_gone BEFORE DELETE ON people EXECUTE FUNCTION audit()"],  # per statement
+            "ON DELETE or ON TRUNCATE triggers",
+            1,
+        ),
+        (  # TRUNCATE would fire it where the write never did before
+            "replace",
+            ["CREATE TRIGGER people_cut BEFORE TRUNCATE ON people EXECUTE FUNCTION audit()"],
+            "ON DELETE or ON TRUNCATE triggers",
+            0,
+        ),
+        ("replace", ["CREATE TABLE vip () INHERITS (people)"], "inheritance children", 0),
+        (
+            "replace",
+            ["CREATE PUBLICATION people_changes FOR TABLE people"],
+            "publication publishes its deletes",
+            0,
+        ),
+        (  # COPY ignores rules: the rule's row per inserted row proves the INSERT ran
+            "append",
+            ["CREATE RULE people_log AS ON INSERT TO people DO ALSO INSERT INTO audit VALUES ('rule', 1)"],
+            "the table has rules",
+            3,
+        ),
+        ("append", ["ALTER TABLE people ALTER id TYPE integer"], "casts needed: id (int64 into integer)", 0),
+        (
+            "replace",
+            ["ALTER TABLE people ALTER amount TYPE double precision"],
+            "casts needed: amount (decimal128(12, 2) into double precision)",
+            0,
+        ),
+        ("upsert", [], "upsert reads its rows from a staging table", 0),
+    ],
+    ids=[
+        "foreign key",
+        "row delete trigger",
+        "statement delete trigger",
+        "truncate trigger",
+        "inheritance",
+        "publication",
+        "rule",
+        "cast to integer",
+        "cast to double",
+        "upsert",
+    ],
+)
+def test_the_staging_table_stays_where_a_direct_copy_would_differ(
+    pg_db, tmp_path, mode, setup, because, audit
+):
+    pg_execute(
+        pg_db,
+        PEOPLE_DDL,
+        *AUDIT,
+        "INSERT INTO people SELECT g, 'old', 5 FROM generate_series(1, 4) g",
+        *setup,
+    )
+    run = write(tmp_path, dsn(pg_db), people([5, 6, 7]), table="people", write_mode=mode, primary_key="id")
+    complete = run.event("write.complete")
+    assert complete["method"] == "staged" and because in complete["staged_because"]
+    assert complete["rows_written"] == 3
+    assert complete.get("rows_deleted") == (4 if mode == "replace" else None)
+    ids = [5, 6, 7] if mode == "replace" else [1, 2, 3, 4, 5, 6, 7]
+    assert rows(pg_db, "SELECT id FROM people ORDER BY id") == [(i,) for i in ids]
+    assert rows(pg_db, "SELECT count(*) FROM audit") == [(audit,)]
+
+
+def test_row_level_security_for_the_writer_keeps_delete_and_insert(pg_db, tmp_path):
+    """TRUNCATE ignores policies and COPY refuses them: replace by a role the policy applies to stays
+    staged, and deletes only the rows the policy lets it see."""
+    role = f"writer_{pg_db.database[-10:]}"
+    pg_execute(
+        pg_db,
+        PEOPLE_DDL,
+        "INSERT INTO people VALUES (1, 'mine', 1), (2, 'theirs', 1)",
+        f"DROP ROLE IF EXISTS {role}",
+        f"CREATE ROLE {role} LOGIN",
+        f"GRANT ALL ON people TO {role}",  # TRUNCATE included
+        "ALTER TABLE people ENABLE ROW LEVEL SECURITY",
+        f"CREATE POLICY own_rows ON people TO {role} USING (name <> 'theirs')",
+    )
+    try:
+        connection = {
+            "pg_dsn": f"postgresql://{role}@{pg_db.host}:{pg_db.port}/{pg_db.database}?sslmode=disable"
+        }
+        run = write(tmp_path, connection, people([3]), table="people", write_mode="replace", primary_key="id")
+        complete = run.event("write.complete")
+        assert complete["method"] == "staged"
+        assert complete["staged_because"] == "row-level security applies to this user"
+        assert complete["rows_deleted"] == 1
+        assert rows(pg_db, "SELECT id, name FROM people ORDER BY id") == [(2, "theirs"), (3, "n3")]
+    finally:
+        pg_execute(pg_db, f"DROP OWNED BY {role}", f"DROP ROLE {role}")
+
+
+def test_an_always_generated_identity_in_the_data_is_refused_as_insert_refuses_it(pg_db, tmp_path):
+    """COPY would store the given ids; INSERT refuses them, so the staging path keeps that error."""
+    pg_execute(
+        pg_db,
+        "CREATE TABLE people (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text, amount numeric)",
+    )
+    with pytest.raises(StepError, match='cannot insert a non-DEFAULT value into column "id"'):
+        write(tmp_path, dsn(pg_db), people([1]), table="people")
+    assert rows(pg_db, "SELECT count(*) FROM people") == [(0,)]
+
+
 # --- SQL channel: failures leave the target exactly as before ---------------------------------------------
 
 
 @pytest.mark.parametrize("mode", ["append", "replace", "upsert"])
-def test_a_check_violation_in_the_last_row_leaves_the_target_unchanged(pg_db, tmp_path, mode):
+def test_a_check_violation_in_the_last_row_leaves_the_target_unchanged(pg_db, tmp_path, mode, monkeypatch):
+    """append and replace COPY straight into the table (replace after a TRUNCATE, which the rollback
+    undoes); upsert goes through the staging table."""
     pg_execute(
         pg_db,
         "CREATE TABLE people (id bigint PRIMARY KEY, name text, amount numeric(12,2) CHECK (amount >= 0))",
         "INSERT INTO people SELECT g, 'old', 5 FROM generate_series(1, 100) g",
     )
     before = rows(pg_db, "SELECT * FROM people ORDER BY id")
+    relfilenode = rows(pg_db, "SELECT relfilenode FROM pg_class WHERE relname = 'people'")
     data = people(range(101, 5101) if mode == "append" else range(50, 5050))
     amounts = [Decimal("1.00")] * (data.num_rows - 1) + [Decimal("-1.00")]
     data = data.set_column(2, "amount", pa.array(amounts, pa.decimal128(12, 2)))
+    staged = spy_staging(monkeypatch)
     with pytest.raises(StepError) as err:
         write(tmp_path, dsn(pg_db), data, table="people", write_mode=mode, primary_key="id")
-    assert "people_amount_check" in err.value.message and "nothing was changed" in err.value.message
+    assert bool(staged) == (mode == "upsert")
+    assert "nothing was changed: new row for relation" in err.value.message  # the server's words, as is
+    assert "people_amount_check" in err.value.message
     assert "CHECK" in err.value.hint
     assert rows(pg_db, "SELECT * FROM people ORDER BY id") == before
+    # the TRUNCATE gave the table a new file, and the rollback went back to the old one
+    assert rows(pg_db, "SELECT relfilenode FROM pg_class WHERE relname = 'people'") == relfilenode
 
 
 def test_a_null_in_the_last_row_of_a_new_table_leaves_no_table_behind(pg_db, tmp_path):
@@ -412,7 +624,22 @@ def test_a_null_in_the_last_row_of_a_new_table_leaves_no_table_behind(pg_db, tmp
     assert rows(pg_db, "SELECT to_regclass('public.fresh')") == [(None,)]
 
 
-def test_connection_killed_during_the_load_leaves_the_target_unchanged(pg_db, tmp_path):
+@pytest.mark.parametrize(
+    ("mode", "setup", "stalled_in"),
+    [
+        ("replace", [], "COPY"),  # after the TRUNCATE
+        ("append", [], "COPY"),
+        (
+            "replace",
+            [*AUDIT, "CREATE TRIGGER gone AFTER DELETE ON people EXECUTE FUNCTION audit()"],
+            "INSERT",
+        ),
+    ],
+    ids=["replace direct copy", "append direct copy", "replace staged"],
+)
+def test_connection_killed_during_the_load_leaves_the_target_unchanged(
+    pg_db, tmp_path, mode, setup, stalled_in
+):
     pg_execute(
         pg_db,
         "CREATE TABLE people (id bigint PRIMARY KEY, name text, amount numeric(12,2))",
@@ -421,6 +648,7 @@ def test_connection_killed_during_the_load_leaves_the_target_unchanged(pg_db, tm
         "CREATE FUNCTION stall() RETURNS trigger LANGUAGE plpgsql AS "
         "$$ BEGIN IF NEW.id = 20000 THEN PERFORM pg_sleep(30); END IF; RETURN NEW; END $$",
         "CREATE TRIGGER people_stall BEFORE INSERT ON people FOR EACH ROW EXECUTE FUNCTION stall()",
+        *setup,
     )
     before = rows(pg_db, "SELECT * FROM people ORDER BY id")
     killed: list = []
@@ -430,7 +658,7 @@ def test_connection_killed_during_the_load_leaves_the_target_unchanged(pg_db, tm
         while time.monotonic() < deadline and not killed:
             found = rows(
                 pg_db,
-                "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity "
+                "SELECT pid, query, pg_terminate_backend(pid) FROM pg_stat_activity "
                 f"WHERE datname = '{pg_db.database}' AND wait_event = 'PgSleep'",
             )
             killed.extend(found)
@@ -440,10 +668,11 @@ def test_connection_killed_during_the_load_leaves_the_target_unchanged(pg_db, tm
     thread.start()
     try:
         with pytest.raises(StepError) as err:
-            write(tmp_path, dsn(pg_db), people(range(1, 40001)), table="people", write_mode="replace")
+            write(tmp_path, dsn(pg_db), people(range(1001, 41001)), table="people", write_mode=mode)
     finally:
         thread.join()
     assert killed, "the load never reached the stalled row"
+    assert killed[0][1].startswith(stalled_in)  # the statement the server was running when killed
     assert "nothing was changed" in err.value.message
     assert "terminating connection due to administrator command" in err.value.message
     assert "nothing was committed" in err.value.hint
