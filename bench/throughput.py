@@ -628,7 +628,9 @@ def profile_in_process(pipeline: Path, expected: dict) -> dict:
             lambda self, operation, *a, **k: "load SQL: " + " ".join(str(operation).split())[:56],
         )
         timers.wrap(
-            adbc_dbapi.Cursor, "adbc_ingest", "load SQL: adbc_ingest = binary COPY into the temp stage"
+            adbc_dbapi.Cursor,
+            "adbc_ingest",
+            "load SQL: adbc_ingest = binary COPY (into the table, or a temp stage)",
         )
         timers.wrap(adbc_dbapi.Connection, "commit", "load SQL: COMMIT")
         root = Path(tmp)
@@ -689,10 +691,13 @@ def writer_alternatives(transformed) -> list[tuple[str, float]]:
     insert = "INSERT INTO bench_alt SELECT * FROM pg_temp.bench_stage"
     writer = ["stage", "DELETE FROM bench_alt", insert]
     variants = {
-        "as the writer does: stage + DELETE + INSERT ... SELECT": writer,
+        "the staged path (FK-referenced tables, DELETE triggers): stage + DELETE + INSERT ... SELECT": writer,
         "the same, on a table that one earlier replace left unvacuumed (its dead rows still there)": writer,
         "stage + TRUNCATE + INSERT ... SELECT": ["stage", "TRUNCATE bench_alt", insert],
-        "TRUNCATE + binary COPY straight into the table": ["TRUNCATE bench_alt", "ingest"],
+        "as the writer does by default: TRUNCATE + binary COPY straight into the table": [
+            "TRUNCATE bench_alt",
+            "ingest",
+        ],
         "binary COPY into a new table + swap (DROP, RENAME)": [
             "CREATE TABLE bench_alt_new (LIKE events_out INCLUDING ALL)",
             "ingest_new",
