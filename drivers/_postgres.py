@@ -23,6 +23,15 @@ from typing import Any
 
 from osiris_drivers._common import StepError
 
+# What both Supabase/Postgres components accept from the connection, and which of it a step may override.
+CONNECTION_FIELDS = {
+    "url": {"type": "string", "pattern": "^https://[a-zA-Z0-9-]+\\.supabase\\.co$"},
+    "key": {"type": "string", "minLength": 20},
+    "project_id": {"type": "string", "pattern": "^[a-zA-Z0-9-]+$"},
+}
+CONNECTION_POLICY = {"url": "allowed", "project_id": "allowed", "key": "forbidden"}
+SECRET_FIELDS = ["key", "service_role_key", "anon_key", "pg_dsn", "dsn", "password"]
+
 DEFAULT_SSLMODE = "prefer"
 DEFAULT_PORT = 5432
 REST_PATH = "/rest/v1"

@@ -26,7 +26,10 @@ import re
 
 from osiris_drivers._common import StepContext, StepError
 from osiris_drivers._postgres import (
+    CONNECTION_FIELDS,
+    CONNECTION_POLICY,
     REST_PAGE_MAX,
+    SECRET_FIELDS,
     Column,
     channels,
     connect,
@@ -41,16 +44,14 @@ SPEC = {
     "name": "supabase.extractor",
     "families": ["supabase", "postgres"],
     "modes": ["extract", "discover"],
-    "connection": {"url": "allowed", "project_id": "allowed", "key": "forbidden"},
-    "secrets": ["key", "service_role_key", "anon_key", "pg_dsn", "dsn", "password"],
+    "connection": CONNECTION_POLICY,
+    "secrets": SECRET_FIELDS,
     "config": {
         "type": "object",
         "additionalProperties": False,
         "required": ["table"],
         "properties": {
-            "url": {"type": "string", "pattern": "^https://[a-zA-Z0-9-]+\\.supabase\\.co$"},
-            "key": {"type": "string", "minLength": 20},
-            "project_id": {"type": "string", "pattern": "^[a-zA-Z0-9-]+$"},
+            **CONNECTION_FIELDS,
             "table": {"type": "string", "minLength": 1},
             "schema": {"type": "string", "minLength": 1, "default": "public"},
             "select": {"type": "string", "minLength": 1, "default": "*"},
