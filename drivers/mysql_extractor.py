@@ -66,25 +66,7 @@ def run(step: dict, inputs: dict, ctx: StepContext):
     read selects such columns in a form connectorx carries (DECIMAL as text, GEOMETRY as WKB).
     """
     config = step["config"]
-    params = connection_params(config, ctx.connection)
-    schema = config.get("schema") or (ctx.connection or {}).get("schema")
-    conn = connect(params)
-    try:
-        with conn.cursor() as cursor:
-            if config.get("query"):
-                _refuse_table_options(config)
-                sql = config["query"].strip().rstrip(";").strip()
-                columns = _probe(cursor, sql, params, "running the query")
-            else:
-                target = f"table {qualified(schema or params['database'], config['table'])}"
-                names = config.get("columns") or ["*"]
-                projection = ", ".join("*" if n == "*" else quote_ident(n) for n in names)
-                source = qualified(schema, config["table"])
-                columns = _probe(cursor, f"SELECT {projection} FROM {source}", params, f"reading {target}")
-                sql = _table_select(cursor, columns, source, schema or params["database"], config)
-    finally:
-        conn.close()
-
+    params, columns, sql = _inspect(config, ctx, planning=False)
     batch_size = config.get("batch_size") or 10000
     if config.get("query") and not all(column.connectorx for column in columns):
         reader = "pymysql"
@@ -105,7 +87,13 @@ def plan(step: dict, inputs: dict, ctx: StepContext):
     """
     import pyarrow as pa
 
-    config = step["config"]
+    _, columns, sql = _inspect(step["config"], ctx, planning=True)
+    ctx.report("extract.planned", query=sql, check="LIMIT 0", columns=len(columns), rows_fetched=0)
+    return pa.schema([column.field() for column in columns]).empty_table()
+
+
+def _inspect(config: dict, ctx: StepContext, planning: bool) -> tuple[dict, list[Column], str]:
+    """Probe the query or table with `LIMIT 0`: its exact column types, and the SQL a run reads with."""
     params = connection_params(config, ctx.connection)
     schema = config.get("schema") or (ctx.connection or {}).get("schema")
     conn = connect(params)
@@ -114,17 +102,22 @@ def plan(step: dict, inputs: dict, ctx: StepContext):
             if config.get("query"):
                 _refuse_table_options(config)
                 sql = config["query"].strip().rstrip(";").strip()
-                columns = _probe(cursor, sql, params, "checking the query")
-            else:
-                names = config.get("columns") or ["*"]
-                projection = ", ".join("*" if n == "*" else quote_ident(n) for n in names)
-                sql = f"SELECT {projection} FROM {qualified(schema, config['table'])}"
-                target = qualified(schema or params["database"], config["table"])
-                columns = _probe(cursor, sql, params, f"checking table {target}")
+                columns = _probe(
+                    cursor, sql, params, "checking the query" if planning else "running the query"
+                )
+                return params, columns, sql
+            target = qualified(schema or params["database"], config["table"])
+            names = config.get("columns") or ["*"]
+            projection = ", ".join("*" if n == "*" else quote_ident(n) for n in names)
+            source = qualified(schema, config["table"])
+            sql = f"SELECT {projection} FROM {source}"
+            doing = f"checking table {target}" if planning else f"reading table {target}"
+            columns = _probe(cursor, sql, params, doing)
+            if not planning:  # a run selects some columns in a form connectorx carries exactly
+                sql = _table_select(cursor, columns, source, schema or params["database"], config)
+            return params, columns, sql
     finally:
         conn.close()
-    ctx.report("extract.planned", query=sql, check="LIMIT 0", columns=len(columns), rows_fetched=0)
-    return pa.schema([column.field() for column in columns]).empty_table()
 
 
 def _refuse_table_options(config: dict) -> None:
