@@ -3,7 +3,7 @@
     .venv/bin/python bench/throughput.py [--rows 1000000] [--runs 3] [--pandas-runs N] [--profile auto]
 
 One run does everything, on the local MariaDB (127.0.0.1:3306, root) and PostgreSQL (127.0.0.1:5432,
-postgres), the way the shared perf.md measured its figures:
+postgres), the way the reference figures were measured:
 
 1. MariaDB database `osiris_bench`, table `events`: N rows x 11 columns generated from `seq_1_to_N`
    (reused when present with the same generator and row count), and a Postgres database `osiris_bench`.
@@ -53,7 +53,7 @@ DB = "osiris_bench"
 MYSQL = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 TRANSFORM = "SELECT *, amount*2 AS doubled FROM input_df WHERE flag"
-QUOTED_BEST_S = 2.42  # perf.md: connectorx arrow_stream → DuckDB → ADBC, 1M rows, whole process
+QUOTED_BEST_S = 2.42  # reference figure: connectorx arrow_stream → DuckDB → ADBC, 1M rows, whole process
 QUOTED_BEST_RSS_MIB = 315
 MEMORY_AIM_MB = 500
 PANDAS_AIM = 6.0
@@ -1049,9 +1049,10 @@ def report(args, expected, site_note, warm, ours, reads, writes, pandas, floor_f
     peak = max(m["rss_mib"] for m in ours)
     print("\n| ratio | value | aim |")
     print("|---|---:|---|")
-    print(f"| ours / e2e floor (measured here) | {ours_wall / floor:.2f}x | ≤ 1.25x (perf.md goal) |")
+    print(f"| ours / e2e floor (measured here) | {ours_wall / floor:.2f}x | ≤ 1.25x (reference goal) |")
     print(
-        f"| ours / best hand-written chain, {QUOTED_BEST_S} s QUOTED from perf.md (other batch, not measured "
+        f"| ours / best hand-written chain, {QUOTED_BEST_S} s QUOTED from the reference figures "
+        f"(other batch, not measured "
         f"here) | {ours_wall / QUOTED_BEST_S:.2f}x | ≤ 1.14x (2.75 s goal) |"
     )
     if pandas:
@@ -1063,7 +1064,7 @@ def report(args, expected, site_note, warm, ours, reads, writes, pandas, floor_f
     print(
         f"| ours peak RSS vs the {MEMORY_AIM_MB} MB aim | {peak:.0f} MiB = {peak * 2**20 / 1e6:.0f} MB = "
         f"{peak * 2**20 / 1e6 / MEMORY_AIM_MB:.0%} of the aim | ≤ {MEMORY_AIM_MB} MB "
-        f"(perf.md best chain: {QUOTED_BEST_RSS_MIB} MiB, quoted) |"
+        f"(reference best chain: {QUOTED_BEST_RSS_MIB} MiB, quoted) |"
     )
     if pandas and pandas[0].get("work"):
         work = {k: median([p["work"][k] for p in pandas]) for k in pandas[0]["work"] if k != "rows"}

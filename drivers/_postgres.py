@@ -2,7 +2,7 @@
 
 A Supabase (or any Postgres) connection can offer two channels:
 
-- SQL (`sql_copy`): libpq through ADBC. ADBC streams Arrow as binary COPY (perf.md: 1.07x the binary COPY
+- SQL (`sql_copy`): libpq through ADBC. ADBC streams Arrow as binary COPY (measured: 1.07x the binary COPY
   floor) and keeps everything on one session, so a load can be one transaction. Chosen whenever the
   connection gives a DSN, or host + user + database.
 - REST (`rest`): PostgREST over HTTP with the project URL and an API key, when that is all there is. It

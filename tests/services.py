@@ -69,7 +69,7 @@ def main() -> int:
     for name, port, package in missing:
         print(
             f"{name} is not answering on 127.0.0.1:{port}. Install and start it: "
-            f"apt-get install -y {package} (see shared/services.md).",
+            f"apt-get install -y {package}, then rerun.",
             file=sys.stderr,
         )
     return 1 if missing else 0

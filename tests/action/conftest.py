@@ -1,6 +1,6 @@
 """`runner_world`: the world a GitHub runner builds around a Docker action step, in a temp folder.
 
-What the runner gives the container (see shared notes on the runner, §1.5-1.6), rebuilt here:
+What the runner gives the container, rebuilt here:
 
 * a workspace that is a real git checkout, made the way actions/checkout makes it for a pull
   request: `git init`, `git fetch --depth=N origin +refs/pull/N/merge`, a detached HEAD on the
