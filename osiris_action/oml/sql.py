@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import threading
 from dataclasses import dataclass
 
 from osiris_action.diagnostics import Span
@@ -26,11 +27,22 @@ class SqlFinding:
 
 
 @functools.cache
-def _connection():
+def _database():
     import duckdb
 
     # Only parsing happens here: no query ever runs, and no file or URL in a query can be reached.
     return duckdb.connect(":memory:", config={"enable_external_access": False})
+
+
+_per_thread = threading.local()
+
+
+def _connection():
+    """A cursor of its own for each thread: a DuckDB connection refuses a second caller while busy, and
+    the action compiles several pipelines at once."""
+    if not hasattr(_per_thread, "cursor"):
+        _per_thread.cursor = _database().cursor()
+    return _per_thread.cursor
 
 
 # One call for all the queries of a file (for a short query the call costs as much as the parse), and
@@ -105,7 +117,7 @@ def _statement_check(query: str) -> list[SqlFinding]:
     import duckdb
 
     try:
-        duckdb.extract_statements(query)
+        _connection().extract_statements(query)  # this thread's cursor, not the shared default one
     except duckdb.Error as exc:
         return [
             SqlFinding(
