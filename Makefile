@@ -27,7 +27,10 @@ test: $(STAMP)
 	@$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
+	@$(BIN)/python tests/services.py
 	@$(BIN)/python bench/validate.py
+	@$(BIN)/python bench/sandbox.py
+	@$(BIN)/python bench/throughput.py
 
 clean:
 	rm -rf $(VENV) .osiris .pytest_cache .ruff_cache
