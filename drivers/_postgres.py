@@ -169,6 +169,13 @@ def channels(
                 params[kw] = str(value)
         params.setdefault("sslmode", DEFAULT_SSLMODE)
         params.setdefault("port", str(DEFAULT_PORT))
+        if "@" in params.get("host", "") or not all(p.isdigit() for p in params["port"].split(",")):
+            # an unescaped `@` or `/` in the password moved part of it into the host or port: never show
+            # those values, they hold a piece of the password
+            raise StepError(
+                "the connection's pg_dsn does not parse into a host and a port",
+                "Percent-encode the special characters of the password (@ as %40, / as %2F, : as %3A).",
+            )
         sql = SqlChannel(params)
 
     rest = None

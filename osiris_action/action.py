@@ -58,6 +58,7 @@ class Inputs:
     artifacts_dir: str
     max_parallel: int
     isolate: str = "off"
+    profile: str | None = None
     schema_template: str = "osiris_pr_{number}"
 
     @classmethod
@@ -100,6 +101,7 @@ class Inputs:
             artifacts_dir=get_input("artifacts-dir", env) or "osiris-artifacts",
             max_parallel=max_parallel,
             isolate=get_choice("isolate", ("off", "pr"), "off", env=env),
+            profile=get_input("profile", env) or None,
             schema_template=get_input("isolate-schema-template", env) or "osiris_pr_{number}",
         )
 
@@ -251,6 +253,7 @@ def run_all(outcome: Outcome, env, out_root: Path, redactor: Redactor) -> None:
             e2b_template=inputs.e2b_template,
             out=out_root / checked.compiled.manifest["pipeline"]["id"],
             plan=outcome.mode == "plan",
+            profile=inputs.profile,
             isolate_schema=outcome.isolate_schema,
         )
         try:
@@ -469,7 +472,9 @@ def main(env=None) -> int:
             if outcome.cancelled:
                 break
             outcome.checked.append(
-                checker.compile(path) if outcome.mode != "validate" else checker.check(path)
+                checker.compile(path, None, inputs.profile)
+                if outcome.mode != "validate"
+                else checker.check(path)
             )
         diagnostics = ordered(outcome.diagnostics + checker.connection_diagnostics)  # once each
         annotator = Annotator(prefer_files=[c.document.file for c in outcome.checked])

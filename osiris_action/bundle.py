@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from osiris_action import components
-from osiris_action.connections import REF, Connections
+from osiris_action.connections import ENV_REF, REF, SECRET_FIELDS, Connections
 from osiris_action.errors import OsirisError
 from osiris_action.manifest import canonical_bytes
 
@@ -25,6 +25,7 @@ DATA = "data"
 class Bundle:
     files: dict[str, bytes] = field(default_factory=dict)
     env_names: set[str] = field(default_factory=set)
+    literal_env: dict[str, str] = field(default_factory=dict)  # secrets written literally in the file
 
     @property
     def hashes(self) -> dict[str, str]:
@@ -48,18 +49,29 @@ def _connection_key(step: dict, connections: Connections) -> tuple[str, str | No
     if isinstance(ref, str) and REF.match(ref):
         family, alias = REF.match(ref).groups()
         return family, alias
-    if not component.needs_connection:
-        return None
+    if not component.needs_connection or "filesystem" in component.families:
+        return None  # as in Osiris, a filesystem step without `connection` uses the pipeline's folder
     for family in component.families:
         if family in connections.families and connections.default_alias(family):
             return family, None
-    if "filesystem" in component.families:
-        return None
     raise OsirisError(
         f"step '{step['id']}' has no connection and no default {component.families[0]} connection exists",
         f'Add `connection: "@{component.families[0]}.<alias>"` to the step\'s config.',
         step=step["id"],
     )
+
+
+def _without_literal_secrets(fields: dict[str, Any], bundle: Bundle) -> dict[str, Any]:
+    """A secret written literally in osiris_connections.yaml (CON002) still never lands in a file: it
+    travels like an `${ENV}` one, as a variable of the worker's command."""
+    for key, value in fields.items():
+        if isinstance(value, str) and value and key.lower() in SECRET_FIELDS and not ENV_REF.search(value):
+            # numbered, not derived from the value: a name must tell nothing about the secret
+            known = {v: k for k, v in bundle.literal_env.items()}
+            name = known.get(value) or f"OSIRIS_SECRET_{len(bundle.literal_env) + 1}"
+            bundle.literal_env[name] = value
+            fields[key] = "${" + name + "}"
+    return fields
 
 
 def build(
@@ -82,7 +94,7 @@ def build(
         if key is not None:
             alias, fields = connections.lookup(*key)
             bundle.env_names |= connections.env_names(key[0], alias)
-            spec, label = dict(fields), f"{key[0]}-{alias}"
+            spec, label = _without_literal_secrets(dict(fields), bundle), f"{key[0]}-{alias}"
         if "filesystem" in components.get(step["component"]).families:
             spec = _filesystem(step, spec, f"{DATA}/{label}", connections, pipeline_dir, bundle)
         step_connections[step["id"]] = spec or None

@@ -38,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     comp.add_argument("--connections")
     comp.add_argument("--out", default=".osiris/build", help="folder for <name>/manifest.json")
     comp.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    comp.add_argument("--profile", help="apply the pipeline's profiles.<NAME>.params")
     run = sub.add_parser("run", help="validate, compile and run a pipeline in a sandbox")
     plan = sub.add_parser("plan", help="check sources and targets without writing anything")
     for command in (run, plan):
@@ -55,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
         )
         command.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
         command.add_argument("--e2b-python", help="the Python inside the E2B template (default python3)")
+        command.add_argument("--profile", help="apply the pipeline's profiles.<NAME>.params")
         command.add_argument(
             "--isolate-schema",
             metavar="NAME",
@@ -130,7 +132,7 @@ def cmd_validate(args) -> int:
 def cmd_compile(args) -> int:
     from osiris_action.pipelines import Checker
 
-    checked = Checker(args.connections).compile(Path(args.pipeline), _params(args.param))
+    checked = Checker(args.connections).compile(Path(args.pipeline), _params(args.param), args.profile)
     diags = checked.diagnostics
     if diags:
         sys.stderr.write(format_text(diags))
@@ -160,6 +162,7 @@ def cmd_run(args) -> int:
         download_data=args.download_data or None,
         python=args.e2b_python,
         plan=args.command == "plan",
+        profile=args.profile,
         isolate_schema=args.isolate_schema,
     )
     report, out = run_pipeline(Path(args.pipeline), options, on_progress=lambda line: print(line, flush=True))

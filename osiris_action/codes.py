@@ -75,7 +75,7 @@ CODES: dict[str, Code] = {
     "OML090": Code("Implicit dependency on the previous step", "notice"),
     # Connections file
     "CON001": Code("Malformed connections file", "error"),
-    "CON002": Code("Literal secret in the connections file", "error"),
+    "CON002": Code("Literal secret in the connections file", "warning"),
 }
 
 # The file could not be read as input at all: the CLI exits 2 (usage or unreadable input), not 1.

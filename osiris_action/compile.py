@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from osiris_action import __version__, components
 from osiris_action.diagnostics import Diagnostic, has_errors
+from osiris_action.errors import UsageError
 from osiris_action.manifest import MANIFEST_VERSION, canonical_bytes, fingerprint
 from osiris_action.oml import graph, sql
 from osiris_action.oml.load import Document
@@ -24,11 +27,38 @@ class Compiled:
     notices: list[Diagnostic]
 
 
-def _params(data: dict, overrides: dict[str, str]) -> dict[str, Any]:
+def _params(data: dict, overrides: dict[str, Any], profile: str | None, environ: Mapping[str, str]) -> dict:
+    """Osiris's precedence, as its code has it: the `params` defaults, then `OSIRIS_PARAM_<NAME>` for
+    declared names only (an unrelated variable changes nothing), then `profiles.<profile>.params`, then
+    `--param`. Values from the environment and the command line are read as YAML scalars, so `5` is 5."""
     raw = data.get("params") if isinstance(data.get("params"), dict) else {}
     values = {k: (v.get("default") if isinstance(v, dict) else v) for k, v in raw.items()}
-    values.update(overrides)
+    for key, value in environ.items():
+        name = key[len("OSIRIS_PARAM_") :].lower() if key.startswith("OSIRIS_PARAM_") else None
+        declared = next((k for k in values if str(k).lower() == name), None)
+        if declared is not None:
+            values[declared] = scalar(value)
+    if profile is not None:
+        profiles = data.get("profiles") if isinstance(data.get("profiles"), dict) else {}
+        if not isinstance(profiles.get(profile), dict):
+            raise UsageError(
+                f"profile '{profile}' is not defined in the pipeline",
+                f"Defined profiles: {', '.join(map(str, profiles)) or 'none'}.",
+            )
+        values.update(profiles[profile].get("params") or {})
+    values.update({k: scalar(v) if isinstance(v, str) else v for k, v in overrides.items()})
     return values
+
+
+def scalar(text: str) -> Any:
+    """`5` → 5, `true` → True, `x` → 'x': a value typed on a command line, read as YAML reads it."""
+    import yaml
+
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return value if isinstance(value, str | int | float | bool) or value is None else text
 
 
 def _substitute(value: Any, params: dict[str, Any], missing: dict[str, tuple], path: tuple) -> Any:
@@ -56,10 +86,15 @@ def _substitute(value: Any, params: dict[str, Any], missing: dict[str, tuple], p
     return value
 
 
-def compile_document(doc: Document, params: dict[str, str] | None = None) -> Compiled | list[Diagnostic]:
+def compile_document(
+    doc: Document,
+    params: dict[str, str] | None = None,
+    profile: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Compiled | list[Diagnostic]:
     """Build the manifest of a validated document; returns diagnostics if parameters are unresolved."""
     data = doc.data
-    values = _params(data, params or {})
+    values = _params(data, params or {}, profile, os.environ if environ is None else environ)
     missing: dict[str, tuple] = {}
     steps = [dict(s) for s in data["steps"]]
     substituted: dict[str, str] = {}  # step id → its config key, for configs that held parameters

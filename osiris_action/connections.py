@@ -51,6 +51,7 @@ SECRET_FIELDS = frozenset(
     }
 )
 DSN_FIELDS = frozenset({"dsn", "pg_dsn", "sql_dsn", "connection_string"})
+KEYWORD_PASSWORD = re.compile(r"password\s*=\s*(?:'((?:[^'\\]|\\.)*)'|(\S+))")
 
 
 @dataclass
@@ -117,7 +118,8 @@ class Connections:
                 for name in ENV_REF.findall(value):
                     if not env.get(name):
                         raise OsirisError(
-                            f"environment variable '{name}' is not set for '{key}' in @{family}.{alias}",
+                            f"environment variable '{name}' is {'empty' if name in env else 'not set'} "
+                            f"for '{key}' in @{family}.{alias}",
                             f"Set {name} (in CI: `env: {name}: ${{{{ secrets.{name} }}}}` on the step).",
                         )
                 value = ENV_REF.sub(lambda m: env[m.group(1)], value)
@@ -125,19 +127,36 @@ class Connections:
         return resolved
 
 
-def secret_values(resolved: Mapping[str, Any]) -> list[str]:
-    """The values in a resolved connection that must never be shown: secret fields and DSN passwords."""
+def secret_values(resolved: Mapping[str, Any], raw: Mapping[str, Any] | None = None) -> list[str]:
+    """The values in a resolved connection that must never be shown: secret fields, URLs read from the
+    environment (they may carry tokens), and every piece of a DSN's password."""
     found = []
     for key, value in resolved.items():
         if not isinstance(value, str) or not value:
             continue
-        if key.lower() in SECRET_FIELDS:
+        from_env = raw is not None and isinstance(raw.get(key), str) and bool(ENV_REF.search(raw[key]))
+        if key.lower() in SECRET_FIELDS or (from_env and "://" in value):
             found.append(value)
-        if key.lower() in DSN_FIELDS or "://" in value:
-            password = urlsplit(value).password if "://" in value else None
-            if password:
-                found += [password, unquote(password)]
+        if "://" in value:
+            found += url_password_pieces(value)
+        elif key.lower() in DSN_FIELDS:  # libpq keyword form: host=h password='p w' dbname=d
+            found += [quoted or bare for quoted, bare in KEYWORD_PASSWORD.findall(value)]
     return found
+
+
+def url_password_pieces(url: str) -> list[str]:
+    """The password of `scheme://user:password@host`, read both ways parsers read it (up to the last `@`,
+    as Python does, and up to the first, as libpq does), plus its pieces: a password holding an
+    unescaped `/` or `@` makes a driver print part of it as a host or port."""
+    rest = url.split("://", 1)[1]
+    pieces: set[str] = set()
+    last, first = rest.rpartition("@")[0], rest.partition("@")[0] if "@" in rest else ""
+    for userinfo in (last, first, last.split("/", 1)[0]):
+        if ":" not in userinfo:
+            continue
+        password = userinfo.split(":", 1)[1]
+        pieces |= {password, unquote(password), *(p for p in re.split(r"[@/?#:]", password) if p)}
+    return sorted(p for p in pieces if p)
 
 
 def find(explicit: str | None, pipeline_dir: Path | None = None) -> Path | None:
@@ -205,7 +224,7 @@ def load(path: Path | None, display: str | None = None) -> tuple[Connections, li
                         Diagnostic(
                             doc.file,
                             doc.span(("connections", family, alias, key)),
-                            "error",
+                            "warning",
                             "CON002",
                             f"@{family}.{alias}: '{key}' holds a literal secret",
                             f"Write `{key}: ${{{_env_name(family, key)}}}` and set that variable from a "

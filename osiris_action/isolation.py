@@ -14,8 +14,10 @@ from pathlib import Path
 
 from osiris_action import components
 from osiris_action.bundle import _connection_key
+from osiris_action.connections import secret_values
 from osiris_action.errors import OsirisError
 from osiris_action.pipelines import Checker
+from osiris_action.redact import Redactor
 
 DEFAULT_TEMPLATE = "osiris_pr_{number}"
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -107,5 +109,6 @@ def _drop(family: str, connection: dict, config: dict, schema: str) -> None:
             conn.commit()
         finally:
             conn.close()
-    except StepError as exc:
-        raise OsirisError(exc.message, exc.hint) from exc
+    except StepError as exc:  # the message may quote the DSN the driver could not use
+        redactor = Redactor(secret_values(connection))
+        raise OsirisError(redactor.redact(exc.message), redactor.redact(exc.hint)) from exc

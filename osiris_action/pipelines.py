@@ -110,14 +110,16 @@ class Checker:
             checked.diagnostics += validate(doc, connections)
         return checked
 
-    def compile(self, path: Path, params: dict[str, str] | None = None) -> Checked:
+    def compile(
+        self, path: Path, params: dict[str, str] | None = None, profile: str | None = None
+    ) -> Checked:
         from osiris_action.compile import compile_document
 
         checked = self.check(path)
         # A broken connections file (a literal secret, say) stops the compile as it fails `validate`.
         checked.diagnostics += self._connections(path)[1]
         if checked.ok:
-            result = compile_document(checked.document, params)
+            result = compile_document(checked.document, params, profile)
             if isinstance(result, list):
                 checked.diagnostics += result
             else:

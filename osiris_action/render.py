@@ -58,6 +58,13 @@ def text(report: RunReport) -> str:
             f"  wrote {w.rows_written:,} rows to {w.schema_ + '.' if w.schema_ else ''}{w.table} "
             f"({w.mode}, {w.channel}{atomic})"
         )
+        if w.channel == "file":  # the file was written in the sandbox; say where its copy is
+            copy = next((a for a in report.artifacts if a.endswith("/" + str(w.table))), None)
+            lines.append(
+                f"        copied back to {copy} in the run folder"
+                if copy
+                else "        (not copied back: see the skipped artifacts)"
+            )
     for d in report.ddl:
         lines.append(
             f"  DDL {'executed' if d.executed else 'planned'} for {d.step_id}: "

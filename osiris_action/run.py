@@ -42,6 +42,7 @@ class RunOptions:
     install_deps: bool = False
     python: str | None = None  # the interpreter inside an E2B template (default python3)
     params: dict[str, str] | None = None
+    profile: str | None = None  # the pipeline's `profiles.<name>.params` to apply
     download_data: bool | None = None
     plan: bool = False  # read sources and targets, write nothing
     isolate_schema: str | None = None  # every writer's target moves to this schema (per-PR isolation)
@@ -73,7 +74,7 @@ def prepare(path: Path, options: RunOptions, environ: Mapping[str, str] = os.env
         manifest_bytes = canonical_bytes(manifest)
         connections = checker.connections_for(path)
     else:
-        checked = checker.compile(path, options.params)
+        checked = checker.compile(path, options.params, options.profile)
         if checked.compiled is None:
             raise OsirisError(
                 f"the pipeline has errors and was not run:\n{format_text(checked.diagnostics)}".rstrip(),
@@ -100,9 +101,9 @@ def prepare(path: Path, options: RunOptions, environ: Mapping[str, str] = os.env
         except OsirisError as exc:
             exc.step, exc.file = step["id"], display_path(path)
             raise
-        for value in conns.secret_values(resolved):
+        for value in conns.secret_values(resolved, connections.lookup(*key)[1]):
             redactor.add(value)
-    env = {name: environ[name] for name in sorted(bundle.env_names)}
+    env = {name: environ[name] for name in sorted(bundle.env_names)} | bundle.literal_env
     return Prepared(
         display_path(path), manifest, manifest_bytes, fingerprint(manifest_bytes), bundle, env, redactor
     )

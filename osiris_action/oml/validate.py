@@ -85,7 +85,7 @@ class _Checker:
                     key, "This legacy key is not part of OML 0.1.0; remove it."
                 )
                 self.add((key,), "error", "OML012", f"forbidden top-level key '{key}'", hint, "key")
-            elif key not in TOP_KEYS:
+            elif key not in TOP_KEYS and not str(key).startswith("x-"):  # x-*: extensions, anchor holders
                 self.add(
                     (key,),
                     "warning",
@@ -157,7 +157,9 @@ class _Checker:
                 ("oml_version",),
                 severity,
                 "OML014",
-                f"OML version '{version}' is not supported (expected '0.1.0')",
+                f"OML version '{version}' "
+                + ("may not be fully supported" if severity == "warning" else "is not supported")
+                + " (expected '0.1.0')",
                 'Use `oml_version: "0.1.0"`.',
             )
 
