@@ -49,11 +49,13 @@ def _connection_key(step: dict, connections: Connections) -> tuple[str, str | No
     if isinstance(ref, str) and REF.match(ref):
         family, alias = REF.match(ref).groups()
         return family, alias
-    if not component.needs_connection or "filesystem" in component.families:
-        return None  # as in Osiris, a filesystem step without `connection` uses the pipeline's folder
+    if not component.needs_connection:
+        return None
     for family in component.families:
         if family in connections.families and connections.default_alias(family):
-            return family, None
+            return family, None  # Osiris applies no filesystem default; we honour `default: true`
+    if "filesystem" in component.families:
+        return None  # no filesystem connection at all: paths are relative to the pipeline's folder
     raise OsirisError(
         f"step '{step['id']}' has no connection and no default {component.families[0]} connection exists",
         f'Add `connection: "@{component.families[0]}.<alias>"` to the step\'s config.',
