@@ -34,7 +34,7 @@ from osiris_action.isolation import cleanup, schema_for
 from osiris_action.pipelines import Checked, Checker, discover
 from osiris_action.redact import Redactor
 from osiris_action.render import add_report, findings, line
-from osiris_action.report import RunReport
+from osiris_action.report import INCOMPATIBLE, RunReport
 from osiris_action.run import Run, RunOptions, new_run_id, prepare
 
 MODES = ("validate", "compile", "run", "plan", "cleanup")
@@ -297,7 +297,15 @@ def annotate_runs(outcome: Outcome, errors_shown: int) -> None:
                         title=f"Incompatible target for step {target.step_id}",
                     )
                 )
-        failed = next((s for s in report.steps if s.status == "failed"), None)
+        # an incompatible target is already annotated above, with its differences
+        failed = next(
+            (
+                s
+                for s in report.steps
+                if s.status == "failed" and (s.error or {}).get("error_type") != INCOMPATIBLE
+            ),
+            None,
+        )
         if report.status != "failure" or (failed is None and not report.error):
             continue
         error = (failed.error if failed else None) or report.error or {}

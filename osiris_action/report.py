@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 REPORT_VERSION = "1"
+INCOMPATIBLE = "IncompatibleTarget"
 
 
 class StepReport(BaseModel):
@@ -122,8 +123,16 @@ def apply(report: RunReport, event: dict[str, Any]) -> None:
         step.rows_in, step.rows_out = event.get("rows_in"), event.get("rows_out")
         step.duration_ms, step.fingerprint = event.get("duration_ms"), event.get("fingerprint")
     elif name == "step_planned" and step:
-        step.status = "success"
         step.columns, step.duration_ms = event.get("columns"), event.get("duration_ms")
+        misfits = [t for t in report.targets if t.step_id == step.id and t.state == "incompatible"]
+        step.status = "failed" if misfits else "success"
+        if misfits:  # the plan's finding, shown on the step like any failure
+            step.error = {
+                "error_type": INCOMPATIBLE,
+                "message": "the target does not fit the data: " + "; ".join(misfits[0].differences),
+                "hint": "Change the table or the step's "
+                "output so that their columns match; the plan lists each difference.",
+            }
     elif name == "plan.target" and step:
         fields = {k: event.get(k) for k in ("table", "schema", "state", "ddl", "mode", "effect")}
         report.targets.append(
