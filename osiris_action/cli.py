@@ -120,7 +120,7 @@ def cmd_validate(args) -> int:
     diags: list[Diagnostic] = []
     for path in files:
         diags += checker.check(path).diagnostics
-    diags += checker.connection_diagnostics
+    diags = ordered(diags + checker.connection_diagnostics)  # an aliased value is reported once
     _print_diagnostics(diags, args.format)
     if args.format == "text":
         errors = sum(d.severity == "error" for d in diags)

@@ -114,6 +114,9 @@ class _Builder:
     def __init__(self, doc: Document):
         self.doc = doc
         self.anchors: dict[str, tuple[Any, int]] = {}
+        # the spans inside each anchored mapping or list, relative to it: an alias copies them, so that
+        # a finding in merged or aliased config points at where the value is written
+        self.anchor_spans: dict[str, list[tuple[Path_, Span]]] = {}
         self.count = 0
         self.duplicates: list[Diagnostic] = []
 
@@ -160,6 +163,7 @@ class _Builder:
                 self.doc.values[path] = _span(start.start_mark, event.end_mark)
                 if anchor:
                     self.anchors[anchor] = (container, size)
+                    self.anchor_spans[anchor] = self._spans_under(path)
                 self._attach(stack, container, size, self.doc.values[path])
                 if not stack:
                     root, have_root = container, True
@@ -182,6 +186,7 @@ class _Builder:
                     continue
                 if path is not None:
                     self.doc.values.setdefault(path, span)
+                    self._copy_spans(event.anchor, path[:-1] if path[-1] is _MERGE else path)
                 if not self._attach(stack, value, size, span):
                     root, have_root = value, True
                 continue
@@ -201,6 +206,15 @@ class _Builder:
                     [container, path if path is not None else (), _NO_KEY, None, 1, event, event.anchor]
                 )
         return root
+
+    def _spans_under(self, path: Path_) -> list[tuple[Path_, Span]]:
+        n = len(path)
+        return [(p[n:], span) for p, span in self.doc.values.items() if len(p) > n and p[:n] == path]
+
+    def _copy_spans(self, anchor: str, base: Path_) -> None:
+        # values only: a key span would make a legal override of a merged key look like a duplicate
+        for relative, span in self.anchor_spans.get(anchor, ()):
+            self.doc.values.setdefault((*base, *relative), span)
 
     def _spend(self, size: int, event) -> None:
         self.count += size

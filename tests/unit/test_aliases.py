@@ -1,0 +1,36 @@
+"""A finding in config that comes from a YAML anchor points at the line where the value is written."""
+
+from __future__ import annotations
+
+from osiris_action.pipelines import Checker
+
+PIPELINE = """oml_version: "0.1.0"
+name: anchors
+x-defaults: &d
+  connection: "@mysql.db"
+  batchsize: 10
+steps:
+  - id: e
+    component: mysql.extractor
+    mode: read
+    config:
+      <<: *d
+      table: movies
+  - id: f
+    component: mysql.extractor
+    mode: read
+    config:
+      <<: *d
+      batchsize: 20
+      table: movies
+"""
+
+
+def test_merged_and_overridden_values_point_where_they_are_written(tmp_path):
+    (tmp_path / "osiris_connections.yaml").write_text(
+        'connections:\n  mysql:\n    db: {host: h, database: d, user: u, password: ""}\n'
+    )
+    (tmp_path / "p.yaml").write_text(PIPELINE)
+    found = sorted((d.code, d.line) for d in Checker().check(tmp_path / "p.yaml").diagnostics)
+    # step e inherits the typo from the anchor (line 5); step f overrides it on line 18
+    assert found == [("OML041", 5), ("OML041", 18)]
