@@ -23,7 +23,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="osiris-action", description=__doc__.splitlines()[0])
+    parser = _Parser(
+        prog="osiris-action",
+        description="Validate, compile and run Osiris (OML) pipelines: on a laptop exactly as in CI.",
+    )
     parser.add_argument("--version", action="version", version=f"osiris-action {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -150,6 +153,11 @@ def cmd_compile(args) -> int:
 def cmd_run(args) -> int:
     from osiris_action.render import text
     from osiris_action.run import RunOptions, run_pipeline
+
+    if not Path(args.pipeline).is_file():
+        raise UsageError(
+            f"no such file: {args.pipeline}", "Pass an OML pipeline file or a compiled manifest.json."
+        )
 
     options = RunOptions(
         target=args.target,
