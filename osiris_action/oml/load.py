@@ -117,6 +117,7 @@ class _Builder:
         # the spans inside each anchored mapping or list, relative to it: an alias copies them, so that
         # a finding in merged or aliased config points at where the value is written
         self.anchor_spans: dict[str, list[tuple[Path_, Span]]] = {}
+        self.order: list[tuple[Path_, Span]] = []  # every value span in the order it was recorded
         self.count = 0
         self.duplicates: list[Diagnostic] = []
 
@@ -143,7 +144,7 @@ class _Builder:
                     continue
                 path = self._child_path(stack)
                 if path is not None:
-                    self.doc.values[path] = span
+                    self._put(path, span)
                 if not self._attach(stack, value, weight, span):
                     root, have_root = value, True
                 continue
@@ -159,11 +160,12 @@ class _Builder:
                     )
                 continue
             if isinstance(event, ev.MappingEndEvent | ev.SequenceEndEvent):
-                container, path, _k, _ks, size, start, anchor = stack.pop()
-                self.doc.values[path] = _span(start.start_mark, event.end_mark)
+                container, path, _k, _ks, size, start, anchor, first = stack.pop()
+                self._put(path, _span(start.start_mark, event.end_mark))
                 if anchor:
                     self.anchors[anchor] = (container, size)
-                    self.anchor_spans[anchor] = self._spans_under(path)
+                    n = len(path)  # what this container recorded since it started, relative to it
+                    self.anchor_spans[anchor] = [(p[n:], sp) for p, sp in self.order[first:] if len(p) > n]
                 self._attach(stack, container, size, self.doc.values[path])
                 if not stack:
                     root, have_root = container, True
@@ -185,7 +187,7 @@ class _Builder:
                     self._set_key(stack[-1], value, span, event)
                     continue
                 if path is not None:
-                    self.doc.values.setdefault(path, span)
+                    self._put(path, span, replace=False)
                     self._copy_spans(event.anchor, path[:-1] if path[-1] is _MERGE else path)
                 if not self._attach(stack, value, size, span):
                     root, have_root = value, True
@@ -203,18 +205,30 @@ class _Builder:
                     self.fail("OML004", _TOO_DEEP, _span(event.start_mark, event.end_mark), _TOO_DEEP_HINT)
                 container: Any = {} if isinstance(event, ev.MappingStartEvent) else []
                 stack.append(
-                    [container, path if path is not None else (), _NO_KEY, None, 1, event, event.anchor]
+                    [
+                        container,
+                        path if path is not None else (),
+                        _NO_KEY,
+                        None,
+                        1,
+                        event,
+                        event.anchor,
+                        len(self.order),
+                    ]
                 )
         return root
 
-    def _spans_under(self, path: Path_) -> list[tuple[Path_, Span]]:
-        n = len(path)
-        return [(p[n:], span) for p, span in self.doc.values.items() if len(p) > n and p[:n] == path]
+    def _put(self, path: Path_, span: Span, replace: bool = True) -> None:
+        if path not in self.doc.values:
+            self.order.append((path, span))
+        elif not replace:
+            return
+        self.doc.values[path] = span
 
     def _copy_spans(self, anchor: str, base: Path_) -> None:
         # values only: a key span would make a legal override of a merged key look like a duplicate
         for relative, span in self.anchor_spans.get(anchor, ()):
-            self.doc.values.setdefault((*base, *relative), span)
+            self._put((*base, *relative), span, replace=False)
 
     def _spend(self, size: int, event) -> None:
         self.count += size

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from osiris_action.pipelines import Checker
 
 PIPELINE = """oml_version: "0.1.0"
@@ -34,3 +36,12 @@ def test_merged_and_overridden_values_point_where_they_are_written(tmp_path):
     found = sorted((d.code, d.line) for d in Checker().check(tmp_path / "p.yaml").diagnostics)
     # step e inherits the typo from the anchor (line 5); step f overrides it on line 18
     assert found == [("OML041", 5), ("OML041", 18)]
+
+
+@pytest.mark.timeout(60)  # linear: about 2 s; the quadratic version took minutes
+def test_many_anchors_stay_linear(tmp_path):
+    lines = ['oml_version: "0.1.0"', "name: many", "x-m:"]
+    lines += [f"  a{i}: &a{i} {{x: 1}}" for i in range(40000)]
+    (tmp_path / "p.yaml").write_text("\n".join([*lines, "steps: []"]) + "\n")
+    codes = [d.code for d in Checker().check(tmp_path / "p.yaml").diagnostics]
+    assert codes == ["OML017"]
