@@ -7,24 +7,47 @@ but never chain an extractor to the step before it, since an extractor reads no 
 from __future__ import annotations
 
 import hashlib
+import heapq
 import re
 from collections.abc import Sequence
 
 
 def effective_needs(steps: Sequence[dict]) -> dict[str, tuple[list[str], bool]]:
-    """step id → (needs, inferred). Assumes ids are unique strings."""
+    """step id → (needs, inferred). Assumes ids are unique strings.
+
+    A step without `needs` reads from the step before it, unless that step already depends on it:
+    the inferred edge would then make a cycle the user never wrote, so none is inferred.
+    """
+    explicit = {
+        s["id"]: [n for n in s["needs"] if isinstance(n, str)]
+        for s in steps
+        if isinstance(s.get("needs"), list)
+    }
     result: dict[str, tuple[list[str], bool]] = {}
     previous: str | None = None
     for step in steps:
         sid = step["id"]
-        if "needs" in step and isinstance(step["needs"], list):
-            result[sid] = ([n for n in step["needs"] if isinstance(n, str)], False)
-        elif step.get("mode") == "read" or previous is None:
+        if sid in explicit:
+            result[sid] = (explicit[sid], False)
+        elif step.get("mode") == "read" or previous is None or _reaches(explicit, previous, sid):
             result[sid] = ([], False)
         else:
             result[sid] = ([previous], True)
         previous = sid
     return result
+
+
+def _reaches(needs: dict[str, list[str]], start: str, target: str) -> bool:
+    """Does `start` depend on `target`, directly or through other explicit needs?"""
+    seen, todo = set(), [start]
+    while todo:
+        node = todo.pop()
+        if node == target:
+            return True
+        if node not in seen:
+            seen.add(node)
+            todo += needs.get(node, [])
+    return False
 
 
 def find_cycle(needs: dict[str, list[str]]) -> list[str] | None:
@@ -55,15 +78,24 @@ def find_cycle(needs: dict[str, list[str]]) -> list[str] | None:
 
 
 def order(ids: Sequence[str], needs: dict[str, list[str]]) -> list[str]:
-    """Dependency order, stable: among ready steps, the one written first runs first."""
-    done: set[str] = set()
+    """Dependency order, stable: among ready steps, the one written first runs first (Kahn's algorithm
+    with the written position as priority). Assumes no cycle."""
+    position = {sid: n for n, sid in enumerate(ids)}
+    waiting = {sid: len(set(d for d in needs.get(sid, []) if d in position)) for sid in ids}
+    users: dict[str, list[str]] = {}
+    for sid in ids:
+        for dep in set(d for d in needs.get(sid, []) if d in position):
+            users.setdefault(dep, []).append(sid)
+    ready = [position[sid] for sid in ids if waiting[sid] == 0]
+    heapq.heapify(ready)
     result: list[str] = []
-    pending = list(ids)
-    while pending:
-        ready = next(i for i in pending if all(d in done for d in needs.get(i, [])))
-        pending.remove(ready)
-        done.add(ready)
-        result.append(ready)
+    while ready:
+        sid = ids[heapq.heappop(ready)]
+        result.append(sid)
+        for user in users.get(sid, []):
+            waiting[user] -= 1
+            if waiting[user] == 0:
+                heapq.heappush(ready, position[user])
     return result
 
 
