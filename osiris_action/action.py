@@ -119,6 +119,8 @@ class Outcome:
     cancelled: bool = False
     mode: str = "validate"
     isolate_schema: str | None = None
+    not_started: dict[str, str] = field(default_factory=dict)  # pipeline file → why it did not run
+    problems: list[tuple[str, str | None, int | None]] = field(default_factory=list)  # to annotate
     cleaned: bool = False
     runs: list[Run] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -193,6 +195,9 @@ def emit_masks(values, redactor: Redactor) -> None:
 def select_pipelines(inputs: Inputs, event: Event, workspace: Path, outcome: Outcome, env) -> list[Path]:
     matched = discover([p for p in inputs.pipelines if p]) if inputs.pipelines else []
     matched = [p for p in matched if not _ignored(p)]
+    if not matched:  # a typo in the glob must not pass for "this pull request changed no pipeline"
+        outcome.notes.append(f"Input `pipelines` matched no OML file: {', '.join(inputs.pipelines)}.")
+        command.emit(command.annotation("warning", outcome.notes[-1], title="No pipelines found"))
     if not (event.is_pull_request and inputs.changed_only):
         return matched
     changed, how = changed_files(workspace, event, inputs.github_token or None, env)
@@ -259,8 +264,10 @@ def run_all(outcome: Outcome, env, out_root: Path, redactor: Redactor) -> None:
         try:
             prepared = prepare(checked.path, options, env)
         except OsirisError as exc:
+            message = redactor.redact(exc.message + (f"\nHint: {exc.hint}" if exc.hint else ""))
             with outcome.lock:
-                outcome.errors.append(redactor.redact(exc.render()))
+                outcome.not_started[checked.document.file] = redactor.redact(exc.message)
+                outcome.problems.append((message, checked.document.file, _step_line(checked, exc.step)))
             return None
         with outcome.lock:  # values resolved only now (a DSN's password): masked before the run prints
             emit_masks(sorted(prepared.redactor.secrets), redactor)
@@ -282,7 +289,10 @@ def annotate_runs(outcome: Outcome, errors_shown: int) -> None:
     its writer step, in the error slots validation left free."""
     room = PER_TYPE_LIMIT - errors_shown
     by_file = {c.document.file: c for c in outcome.checked}
-    lines = []
+    lines = [
+        command.annotation("error", message, file=file, line=line_no, title="Pipeline not run")
+        for message, file, line_no in outcome.problems
+    ]
     for report in outcome.reports:
         checked = by_file.get(report.file or "")
         for target in report.targets:
@@ -351,10 +361,12 @@ def isolation_schema(outcome: Outcome) -> str | None:
 def cleanup_pr(outcome: Outcome, workspace: Path, env) -> None:
     """`mode: cleanup` (on the pull_request `closed` event): drop the pull request's schema everywhere."""
     inputs, event = outcome.inputs, outcome.event
-    if not event.pr_number:
+    if not event.pr_number or event.action != "closed":
         raise OsirisError(
-            "mode: cleanup needs a pull request event (it drops that pull request's schema)",
-            "Run it `on: pull_request: types: [closed]`.",
+            "mode: cleanup runs only on the pull_request `closed` event: it drops that pull request's "
+            "schema, which an open pull request still uses",
+            "Run it in a job with `if: github.event.action == 'closed'` under `on: pull_request: types: "
+            "[..., closed]`.",
         )
     schema = schema_for(inputs.schema_template, event.pr_number)
     pipelines = discover([p for p in inputs.pipelines if p])
@@ -395,9 +407,15 @@ def write_summary(
         summary.paragraph(line(Raw("<b>Cancelled</b>"), ": the run was stopped; results below are partial."))
     for report in outcome.reports:
         add_report(summary, report)
-    if outcome.mode != "run" or not outcome.reports:
-        for checked in outcome.checked:
-            state = "✅ compiled" if checked.compiled else ("✅ valid" if checked.ok else "❌ errors")
+    ran = {report.file for report in outcome.reports}
+    for checked in outcome.checked:
+        if checked.document.file not in ran:  # not run: invalid, not compiled, failed before it started
+            failed = checked.document.file in outcome.not_started
+            state = (
+                "❌ not run: " + outcome.not_started[checked.document.file]
+                if failed
+                else ("✅ compiled" if checked.compiled else ("✅ valid" if checked.ok else "❌ errors"))
+            )
             fp = (" · ", inline_code(checked.compiled.fingerprint[:19] + "…")) if checked.compiled else ()
             summary.paragraph(line(inline_code(checked.document.file), f": {state}", *fp))
     if extra_findings:
@@ -474,6 +492,16 @@ def main(env=None) -> int:
                 "pipelines are validated and compiled, not run."
             )
             command.emit(command.annotation("notice", outcome.notes[-1], title="Run skipped"))
+        if (
+            outcome.mode in RUN_MODES
+            and inputs.target == "e2b"
+            and not inputs.e2b_api_key
+            and not env.get("E2B_API_KEY")
+        ):
+            raise OsirisError(
+                "target: e2b needs an E2B API key, and none was given",
+                "Set the input `e2b-api-key: ${{ secrets.E2B_API_KEY }}`, or use `target: local`.",
+            )
         checker = Checker(inputs.connections)
         chosen = [] if closed else select_pipelines(inputs, event, workspace, outcome, env)
         for path in chosen:
@@ -501,6 +529,10 @@ def main(env=None) -> int:
         outcome.errors.append(redactor.redact(exc.render()))
     except Exception as exc:  # the summary and outputs must still be written
         outcome.errors.append(redactor.redact(f"internal error: {type(exc).__name__}: {exc}"))
+    # errors of the whole step (bad input, unknown event) show in the checks view, not only in the log
+    command.emit(
+        [command.annotation("error", error, title="Osiris action error") for error in outcome.errors]
+    )
     try:
         markdown = write_summary(outcome, env.get("GITHUB_STEP_SUMMARY"), extra, redactor)
         _write_report(outcome, out_root, redactor)
@@ -550,12 +582,15 @@ def _outputs(outcome: Outcome, env, out_root: Path, workspace: Path) -> None:
     values = {
         "status": outcome.status,
         "pipelines": json.dumps([c.document.file for c in outcome.checked]),
-        "rows-read": str(sum(r.rows_read for r in outcome.reports)),
-        "rows-written": str(sum(r.rows_written for r in outcome.reports)),
+        # empty when nothing ran: "0 rows" and "parity false" would claim a run that did not happen
+        "rows-read": str(sum(r.rows_read for r in outcome.reports)) if outcome.reports else "",
+        "rows-written": str(sum(r.rows_written for r in outcome.reports)) if outcome.reports else "",
         "manifest-hashes": json.dumps(
             {c.document.file: c.compiled.fingerprint for c in outcome.checked if c.compiled}, sort_keys=True
         ),
-        "hash-parity": "true" if outcome.reports and all(r.hash_parity for r in outcome.reports) else "false",
+        "hash-parity": ""
+        if not outcome.reports
+        else str(all(r.hash_parity for r in outcome.reports)).lower(),
         "report-json": rel(out_root / "report.json"),
         "artifacts-dir": rel(out_root),
         "run-id": outcome.run_id,
@@ -567,7 +602,16 @@ def _comment(outcome: Outcome, markdown: str, env) -> None:
     from osiris_action.github.rest import Forbidden, GitHubClient, GitHubError, sticky_marker
 
     event = outcome.event
-    if not (event.pr_number and event.repository and outcome.inputs.github_token):
+    if not (event.pr_number and event.repository):
+        return
+    if not outcome.inputs.github_token:
+        command.emit(
+            command.annotation(
+                "warning",
+                "comment: is set but github-token is empty, so no comment was posted.",
+                title="PR comment skipped",
+            )
+        )
         return
     marker = sticky_marker(
         f"osiris-run-pipeline:{env.get('GITHUB_WORKFLOW', '')}:{env.get('GITHUB_JOB', '')}"
