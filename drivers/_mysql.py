@@ -112,11 +112,27 @@ def connection_params(config: dict, connection: dict | None) -> dict:
             f"The MySQL connection has no {', '.join(missing)}.",
             "Set them on the connection in osiris_connections.yaml (host, port, database, user, password).",
         )
-    params["port"] = int(params.get("port") or DEFAULT_PORT)
+    params["port"] = _whole_number(params, "port", DEFAULT_PORT)
     params["password"] = params.get("password") or ""
-    params["connect_timeout"] = int(params.get("connect_timeout") or CONNECT_TIMEOUT)
-    params["read_timeout"] = int(params.get("read_timeout") or READ_TIMEOUT)
+    params["connect_timeout"] = _whole_number(params, "connect_timeout", CONNECT_TIMEOUT)
+    params["read_timeout"] = _whole_number(params, "read_timeout", READ_TIMEOUT)
     return params
+
+
+def _whole_number(params: dict, key: str, default: int) -> int:
+    value = params.get(key)
+    if value in (None, ""):
+        return default
+    try:
+        number = int(str(value))
+    except ValueError:
+        number = -1
+    if number <= 0 or isinstance(value, bool):
+        raise StepError(
+            f"The MySQL connection's {key} must be a whole number, got {value!r}.",
+            f"Fix `{key}` of the connection in osiris_connections.yaml (or the variable it reads).",
+        )
+    return number
 
 
 def connect(params: dict, **options):

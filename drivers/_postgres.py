@@ -170,6 +170,11 @@ def channels(
         params.setdefault("sslmode", DEFAULT_SSLMODE)
         params.setdefault("port", str(DEFAULT_PORT))
         if "@" in params.get("host", "") or not all(p.isdigit() for p in params["port"].split(",")):
+            if not dsn:  # the fields were written as they are: quoting the port is safe
+                raise StepError(
+                    f"the connection's port must be a number, got {params['port']!r}",
+                    "Fix `port` of the connection in osiris_connections.yaml.",
+                )
             # an unescaped `@` or `/` in the password moved part of it into the host or port: never show
             # those values, they hold a piece of the password
             raise StepError(

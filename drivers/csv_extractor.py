@@ -258,7 +258,9 @@ def _load(source, read: dict, parse, convert: dict, shown: str, config: dict, pe
     try:
         with source() as stream:
             if peek:
-                return pacsv.open_csv(stream, read_options, parse, convert_options).schema
+                schema = pacsv.open_csv(stream, read_options, parse, convert_options).schema
+                schema.names  # noqa: B018 - decodes the header here, where a bad encoding is caught
+                return schema
             if not limit:
                 return pacsv.read_csv(stream, read_options, parse, convert_options)
             reader, batches, rows = pacsv.open_csv(stream, read_options, parse, convert_options), [], 0

@@ -8,6 +8,7 @@ when dependencies are to be installed, a pinned requirements file.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,8 +113,17 @@ def _filesystem(
     step: dict, spec: dict, sandbox_base: str, connections: Connections, pipeline_dir: Path, bundle: Bundle
 ) -> dict:
     """Map the step's folder into the sandbox's data folder, and ship the files an extractor reads."""
+    base_dir = spec.get("base_dir", ".")
+    if isinstance(base_dir, str) and ENV_REF.search(base_dir):
+        base_dir = ENV_REF.sub(lambda m: os.environ.get(m.group(1), m.group(0)), base_dir)
+    if not isinstance(base_dir, str) or ENV_REF.search(base_dir):
+        raise OsirisError(
+            f"the connection's base_dir must be a folder path, got {base_dir!r}",
+            "Set `base_dir:` of the filesystem connection to a path such as ./data.",
+            step=step["id"],
+        )
     home = connections.path.parent if connections.path and spec.get("base_dir") else pipeline_dir
-    local_base = (home / spec.get("base_dir", ".")).resolve()
+    local_base = (home / base_dir).resolve()
     if step["component"] == "filesystem.csv_extractor":
         source = (local_base / step["config"]["path"]).resolve()
         if not source.is_relative_to(local_base):
@@ -124,7 +134,7 @@ def _filesystem(
             )
         if not source.is_file():
             raise OsirisError(
-                f"input file not found: {source}",
+                f"input {'is a folder, not a file' if source.is_dir() else 'file not found'}: {source}",
                 "Check `path` (relative to the connection's base_dir or the pipeline's folder).",
                 step=step["id"],
             )

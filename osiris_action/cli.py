@@ -8,6 +8,7 @@ at all (missing, binary, empty, not UTF-8, over the size limits: OML004) is unre
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import sys
 from pathlib import Path
@@ -49,7 +50,9 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--target", choices=["local", "e2b"], default="local")
         command.add_argument("--connections")
         command.add_argument("--out", help="run folder (default .osiris/runs/<run-id>)")
-        command.add_argument("--timeout", type=float, default=900, help="seconds (default 900)")
+        command.add_argument(
+            "--timeout", type=_seconds, default=900, help="seconds, more than 0 (default 900)"
+        )
         command.add_argument("--e2b-template", help="a pre-built E2B template with our dependencies")
         command.add_argument(
             "--install-deps", action="store_true", help="pip install the pinned requirements first"
@@ -75,6 +78,16 @@ def _parser() -> argparse.ArgumentParser:
     template = sub.add_parser("e2b-template", help="print (or build) an E2B template with our dependencies")
     template.add_argument("--build", metavar="NAME", help="build it in E2B under NAME (needs E2B_API_KEY)")
     return parser
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (value > 0):  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text!r}")
+    return value
 
 
 def _params(pairs: list[str]) -> dict[str, str]:
@@ -144,7 +157,12 @@ def cmd_compile(args) -> int:
     # The name is the user's: never let `name: ../../x` choose where the file goes.
     folder = re.sub(r"[^A-Za-z0-9_.-]+", "_", checked.compiled.manifest["pipeline"]["id"]).lstrip(".")
     out = Path(args.out) / (folder or "pipeline")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write to {out}: {exc.strerror}", "Pass --out a folder you can write to."
+        ) from exc
     (out / "manifest.json").write_bytes(checked.compiled.data)
     print(f"{out / 'manifest.json'}  {checked.compiled.fingerprint}")
     return 0

@@ -71,10 +71,13 @@ def text(report: RunReport) -> str:
             f"{d.sql.splitlines()[0] if d.sql else ''} ..."
         )
     matched = sum(r.match for r in report.parity)
-    lines.append(
-        f"  hash parity: {'OK' if report.hash_parity else 'FAILED'} "
-        f"({matched}/{len(report.parity)} files match)"
-    )
+    if not any(r.sandbox_sha256 for r in report.parity):  # the worker never reported a file
+        lines.append("  hash parity: not checked (the worker did not start)")
+    else:
+        lines.append(
+            f"  hash parity: {'OK' if report.hash_parity else 'FAILED'} "
+            f"({matched}/{len(report.parity)} files match)"
+        )
     if report.error:
         lines.append(f"  error: {report.error.get('message')}")
         if report.error.get("hint"):

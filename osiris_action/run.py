@@ -21,9 +21,10 @@ from osiris_action import bundle as bundles
 from osiris_action import components
 from osiris_action import connections as conns
 from osiris_action.diagnostics import format_text
-from osiris_action.errors import OsirisError
+from osiris_action.errors import OsirisError, UsageError
 from osiris_action.manifest import canonical_bytes
 from osiris_action.manifest import load as load_manifest
+from osiris_action.manifest import verify as verify_manifest
 from osiris_action.pipelines import Checker, display_path
 from osiris_action.redact import Redactor
 from osiris_action.report import RunReport, apply, check_parity, finish, new_report
@@ -70,6 +71,7 @@ def prepare(path: Path, options: RunOptions, environ: Mapping[str, str] = os.env
     checker = Checker(options.connections)
     if path.suffix == ".json":
         manifest_model, _raw = load_manifest(path)
+        verify_manifest(manifest_model, display_path(path))
         manifest = manifest_model.model_dump()
         manifest_bytes = canonical_bytes(manifest)
         connections = checker.connections_for(path)
@@ -87,7 +89,11 @@ def prepare(path: Path, options: RunOptions, environ: Mapping[str, str] = os.env
 
     # E2B always gets the pinned requirements: installed when asked or when the template lacks them
     requirements = options.install_deps or options.target == "e2b"
-    bundle = bundles.build(manifest, manifest_bytes, connections, path.parent.resolve(), requirements)
+    try:
+        bundle = bundles.build(manifest, manifest_bytes, connections, path.parent.resolve(), requirements)
+    except OsirisError as exc:
+        exc.file = exc.file or display_path(path)
+        raise
     settings = run_settings(manifest, options)
     if settings:
         bundle.files["run.json"] = canonical_bytes(settings)
@@ -177,8 +183,14 @@ class Run:
             self.sandbox.stop()
 
     def execute(self) -> RunReport:
-        self.out.mkdir(parents=True, exist_ok=True)
-        self._events = (self.out / "events.jsonl").open("w", encoding="utf-8")
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+            self._events = (self.out / "events.jsonl").open("w", encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(
+                f"cannot write the run folder {self.out}: {exc.strerror}",
+                "Pass --out a folder you can write to.",
+            ) from exc
         try:
             self._execute()
         except SandboxError as exc:
@@ -213,9 +225,19 @@ class Run:
             check_parity(self.report, host_hashes, self.verified)
             if code not in (0, 1) and not self.cancelled.is_set() and self.report.error is None:
                 tail = self.p.redactor.redact(getattr(sandbox, "stderr_tail", ""))
+                running = next((s.id for s in self.report.steps if s.status == "running"), None)
+                during = f" during step '{running}'" if running else ""
+                if code < 0:
+                    name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
+                    message = (
+                        f"the worker was killed by {name}{during} (out of memory, or stopped from outside)"
+                    )
+                else:
+                    message = f"the worker exited with code {code}{during}"
+                last = tail.strip().splitlines()[-1:] if tail.strip() else []
                 self.report.error = {
-                    "message": f"the worker exited with code {code}",
-                    "hint": "The last lines it printed are in `stderr`.",
+                    "message": message + (f"; its last line: {last[0]}" if last else ""),
+                    "hint": "The last lines it printed are in report.json (`error.stderr`).",
                     "stderr": tail,
                 }
             if not self.report.hash_parity and self.report.error is None:

@@ -18,7 +18,14 @@ import threading
 from collections import deque
 from pathlib import Path
 
-from osiris_action.sandbox.base import ArtifactPolicy, Fetched, LineHandler, Sandbox, SandboxTimeout
+from osiris_action.sandbox.base import (
+    ArtifactPolicy,
+    Fetched,
+    LineHandler,
+    Sandbox,
+    SandboxError,
+    SandboxTimeout,
+)
 
 PASS_THROUGH = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SSL_CERT_FILE", "SSL_CERT_DIR")
 
@@ -41,6 +48,8 @@ class LocalSandbox(Sandbox):
         self.uploaded = set(files)
         for rel, data in files.items():
             path = self.root / rel
+            if not path.resolve().is_relative_to(self.root.resolve()):  # never write outside the sandbox
+                raise SandboxError(f"refusing to upload {rel!r}: it points outside the sandbox folder")
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
         return {rel: hashlib.sha256(data).hexdigest() for rel, data in files.items()}

@@ -98,7 +98,11 @@ def build(
     """
     from e2b import Template
 
+    from osiris_action.sandbox.base import SandboxError
     from osiris_action.sandbox.e2b import translate
+
+    if not api_key:  # before the SDK logs "build started" for a build that cannot start
+        raise SandboxError("no E2B API key was given", "Set E2B_API_KEY to build the template.")
 
     def log(entry) -> None:
         if on_log is not None:
