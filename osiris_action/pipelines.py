@@ -20,7 +20,11 @@ from osiris_action.oml.validate import validate
 if TYPE_CHECKING:  # compile pulls in pydantic (~0.1 s); `validate` never needs it
     from osiris_action.compile import Compiled
 
-_LOOKS_LIKE_OML = re.compile(rb"^(oml_version|steps)\s*:", re.M)
+# `oml_version:` at the top level, or `steps:` with `component:` under it (an Osiris pipeline missing its
+# version, which validation then reports). A Cloud Build or Drone file has `steps:` but no `component:`.
+_OML_VERSION = re.compile(rb"^oml_version\s*:", re.M)
+_STEPS = re.compile(rb"^steps\s*:", re.M)
+_COMPONENT = re.compile(rb"\bcomponent\s*:")
 
 
 def display_path(path: Path) -> str:
@@ -60,9 +64,10 @@ def _is_oml(path: Path) -> bool:
         return False
     try:
         with path.open("rb") as handle:
-            return bool(_LOOKS_LIKE_OML.search(handle.read(65536)))
+            head = handle.read(65536)
     except OSError:
         return False
+    return bool(_OML_VERSION.search(head) or (_STEPS.search(head) and _COMPONENT.search(head)))
 
 
 @dataclass

@@ -184,6 +184,8 @@ def _pattern_edits(text: str) -> list[tuple[int, int, str]]:
             value = text[start:end]
             if not value or value.lower() in _NOT_SECRETS or is_reference(value):
                 continue
+            if text.startswith("${{", start):  # a workflow's `${{ secrets.X }}`: a name, no value
+                continue
             mask = MASK
             if group == "bare" and match.group("kq"):
                 # '"password": 123456' is JSON: a bare *** would make the line unparseable.

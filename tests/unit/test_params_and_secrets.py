@@ -121,3 +121,22 @@ steps:
     assert not any(b"LiteralCanary42" in data for data in prepared.bundle.files.values())
     assert "postgresql://u:LiteralCanary42@127.0.0.1/db" in prepared.env.values()
     assert prepared.redactor.redact("x LiteralCanary42 y") == "x *** y"
+
+
+def test_a_workflow_expression_in_a_hint_stays_readable():
+    from osiris_action.redact import Redactor
+
+    hint = "Set it: `env: PG_PASSWORD: ${{ secrets.PG_PASSWORD }}` on the step."
+    assert Redactor().redact(hint) == hint
+    assert Redactor().redact("password: hunter2x") == "password: ***"
+
+
+def test_other_tools_yaml_with_steps_is_not_taken_for_a_pipeline(tmp_path):
+    from osiris_action.pipelines import discover
+
+    (tmp_path / "cloudbuild.yaml").write_text(
+        "steps:\n- name: gcr.io/cloud-builders/docker\n  args: [build]\n"
+    )
+    (tmp_path / "legacy.yaml").write_text("name: x\nsteps:\n  - id: a\n    component: duckdb.processor\n")
+    (tmp_path / "p.yaml").write_text('oml_version: "0.1.0"\nname: p\nsteps: []\n')
+    assert sorted(p.name for p in discover([str(tmp_path)])) == ["legacy.yaml", "p.yaml"]
