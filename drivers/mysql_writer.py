@@ -87,17 +87,8 @@ LOAD_DATA = (
 CSV_NULL = "NULL"  # written unquoted; every string is quoted, so the text 'NULL' stays text
 
 
-def run(step: dict, inputs: dict, ctx: StepContext) -> None:
-    """Write the input table in one transaction: a failure anywhere leaves the table as it was.
-
-    replace deletes and inserts inside the same transaction (so does truncate_before: TRUNCATE would
-    commit on its own); upsert loads a temporary copy and applies INSERT ... ON DUPLICATE KEY UPDATE from
-    it. LOAD DATA LOCAL turns duplicate keys and bad values into warnings instead of errors, so any
-    warning rolls the load back and fails the step. A table this step created is dropped again on failure.
-    """
-    import pyarrow as pa
-    import pymysql
-
+def _target(step: dict, inputs: dict, ctx: StepContext) -> tuple:
+    """What run and plan both start from: the data, the connection, and where and how it is written."""
     config = step["config"]
     data = _input_table(inputs, step["id"])
     params = connection_params(config, ctx.connection)
@@ -109,6 +100,21 @@ def run(step: dict, inputs: dict, ctx: StepContext) -> None:
             f"mysql.writer step '{step['id']}' is in upsert mode but names no upsert_keys.",
             "List the key columns under upsert_keys (they need a PRIMARY KEY or UNIQUE index).",
         )
+    return config, data, params, schema, name, mode, keys
+
+
+def run(step: dict, inputs: dict, ctx: StepContext) -> None:
+    """Write the input table in one transaction: a failure anywhere leaves the table as it was.
+
+    replace deletes and inserts inside the same transaction (so does truncate_before: TRUNCATE would
+    commit on its own); upsert loads a temporary copy and applies INSERT ... ON DUPLICATE KEY UPDATE from
+    it. LOAD DATA LOCAL turns duplicate keys and bad values into warnings instead of errors, so any
+    warning rolls the load back and fails the step. A table this step created is dropped again on failure.
+    """
+    import pyarrow as pa
+    import pymysql
+
+    config, data, params, schema, name, mode, keys = _target(step, inputs, ctx)
     target, where = qualified(schema, name), {"table": name, "schema": schema, "mode": mode}
     conn = connect(params, local_infile=True, autocommit=False)
     created = False
@@ -159,17 +165,7 @@ def plan(step: dict, inputs: dict, ctx: StepContext) -> None:
     """
     import pymysql
 
-    config = step["config"]
-    data = _input_table(inputs, step["id"])
-    params = connection_params(config, ctx.connection)
-    schema = config.get("schema") or (ctx.connection or {}).get("schema") or params["database"]
-    name, mode = config["table"], config.get("mode") or "append"
-    keys = list(config.get("upsert_keys") or [])
-    if mode == "upsert" and not keys:
-        raise StepError(
-            f"mysql.writer step '{step['id']}' is in upsert mode but names no upsert_keys.",
-            "List the key columns under upsert_keys (they need a PRIMARY KEY or UNIQUE index).",
-        )
+    config, data, params, schema, name, mode, keys = _target(step, inputs, ctx)
     target = qualified(schema, name)
     conn = connect(params)
     try:
