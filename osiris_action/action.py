@@ -25,7 +25,7 @@ from osiris_action.changes import changed_files
 from osiris_action.diagnostics import Diagnostic, format_sarif, has_errors, ordered
 from osiris_action.errors import OsirisError
 from osiris_action.github import command
-from osiris_action.github.annotations import PER_TYPE_LIMIT, Annotator
+from osiris_action.github.annotations import PER_TYPE_LIMIT, Annotator, Finding
 from osiris_action.github.event import Event, load_event
 from osiris_action.github.file_command import set_outputs
 from osiris_action.github.inputs import InputError, get_bool, get_choice, get_input, get_multiline
@@ -122,6 +122,7 @@ class Outcome:
     not_started: dict[str, str] = field(default_factory=dict)  # pipeline file → why it did not run
     problems: list[tuple[str, str | None, int | None]] = field(default_factory=list)  # to annotate
     cleaned: bool = False
+    findings: list[Finding] = field(default_factory=list)  # notes of the step itself, to annotate
     runs: list[Run] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -197,7 +198,7 @@ def select_pipelines(inputs: Inputs, event: Event, workspace: Path, outcome: Out
     matched = [p for p in matched if not _ignored(p)]
     if not matched:  # a typo in the glob must not pass for "this pull request changed no pipeline"
         outcome.notes.append(f"Input `pipelines` matched no OML file: {', '.join(inputs.pipelines)}.")
-        command.emit(command.annotation("warning", outcome.notes[-1], title="No pipelines found"))
+        outcome.findings.append(Finding("warning", outcome.notes[-1], title="No pipelines found"))
     if not (event.is_pull_request and inputs.changed_only):
         return matched
     changed, how = changed_files(workspace, event, inputs.github_token or None, env)
@@ -482,7 +483,7 @@ def main(env=None) -> int:
             closed = True
         elif closed:
             outcome.notes.append("The pull request is closed: there is nothing to check.")
-            command.emit(command.annotation("notice", outcome.notes[-1], title="Nothing to check"))
+            outcome.findings.append(Finding("notice", outcome.notes[-1], title="Nothing to check"))
             outcome.mode = "validate"
         elif event.is_pull_request and (event.is_fork or event.is_dependabot) and outcome.mode in RUN_MODES:
             who = "Dependabot" if event.is_dependabot else "a fork"
@@ -491,7 +492,7 @@ def main(env=None) -> int:
                 f"This pull request comes from {who}, so GitHub gives it no secrets: "
                 "pipelines are validated and compiled, not run."
             )
-            command.emit(command.annotation("notice", outcome.notes[-1], title="Run skipped"))
+            outcome.findings.append(Finding("notice", outcome.notes[-1], title="Run skipped"))
         if (
             outcome.mode in RUN_MODES
             and inputs.target == "e2b"
@@ -514,8 +515,10 @@ def main(env=None) -> int:
             )
         diagnostics = ordered(outcome.diagnostics + checker.connection_diagnostics)  # once each
         annotator = Annotator(prefer_files=[c.document.file for c in outcome.checked])
-        shown, hidden = annotator.select(findings(diagnostics))
-        annotator.emit(findings(diagnostics))
+        # the step's own notes share the runner's per-type limit with the findings: one budget for all
+        everything = outcome.findings + findings(diagnostics)
+        shown, hidden = annotator.select(everything)
+        annotator.emit(everything)
         hidden_keys = {(f.file, f.line, f.col, f.title) for f in hidden}
         extra = [d for d in diagnostics if (d.file, d.line, d.column, d.code) in hidden_keys]
         extra.sort(key=lambda d: (_SEVERITY.get(d.severity, 3), d.file or "", d.line or 0, d.column or 0))

@@ -67,11 +67,13 @@ class Annotator:
         self.overflow_hint = overflow_hint
 
     def order(self, findings: Iterable[Finding]) -> list[Finding]:
-        """Errors, warnings, notices; preferred files first; then file, line, column (stable)."""
+        """Errors, warnings, notices; notes about the whole step, then preferred files first; then file,
+        line, column (stable)."""
         return sorted(
             findings,
             key=lambda f: (
                 _RANK[f.level],
+                f.file is not None,  # a note about the whole step (no file) before per-file findings
                 (f.file or "") not in self.prefer_files,
                 f.file or "",
                 f.line or 0,
