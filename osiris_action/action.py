@@ -298,11 +298,10 @@ def annotate_runs(outcome: Outcome, errors_shown: int) -> None:
         checked = by_file.get(report.file or "")
         for target in report.targets:
             if target.state == "incompatible":
-                where = f"{target.schema_ + '.' if target.schema_ else ''}{target.table}"
                 lines.append(
                     command.annotation(
                         "error",
-                        f"target {where} does not fit the data: " + "; ".join(target.differences),
+                        f"target {target.where} does not fit the data: " + "; ".join(target.differences),
                         file=report.file,
                         line=_step_line(checked, target.step_id),
                         title=f"Incompatible target for step {target.step_id}",

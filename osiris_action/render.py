@@ -43,21 +43,14 @@ def text(report: RunReport) -> str:
             f"  {s.status:<8} {s.id:<28} {s.component:<26} rows {_n(s.rows_in):>10} → "
             f"{_n(s.rows_out):<10} {_ms(s.duration_ms)}"
         )
-        if s.error:
-            lines.append(f"           {s.error['message']}")
-            if s.error.get("hint"):
-                lines.append(f"           hint: {s.error['hint']}")
+        lines += _error_lines(s.error, " " * 11)
     for t in report.targets:
-        where = f"{t.schema_ + '.' if t.schema_ else ''}{t.table}"
-        lines.append(f"  plan: {where} is {t.state}; {t.effect or ''}")
+        lines.append(f"  plan: {t.where} is {t.state}; {t.effect or ''}")
         lines += [f"        {difference}" for difference in t.differences]
         lines += [f"        {sql}" for sql in (t.ddl or "").rstrip().splitlines()]
     for w in report.writes:
         atomic = "" if w.atomic is not False else ", not atomic"
-        lines.append(
-            f"  wrote {w.rows_written:,} rows to {w.schema_ + '.' if w.schema_ else ''}{w.table} "
-            f"({w.mode}, {w.channel}{atomic})"
-        )
+        lines.append(f"  wrote {w.rows_written:,} rows to {w.where} ({w.mode}, {w.channel}{atomic})")
         if w.channel == "file":  # the file was written in the sandbox; say where its copy is
             copy = next((a for a in report.artifacts if a.endswith("/" + str(w.table))), None)
             lines.append(
@@ -78,11 +71,15 @@ def text(report: RunReport) -> str:
             f"  hash parity: {'OK' if report.hash_parity else 'FAILED'} "
             f"({matched}/{len(report.parity)} files match)"
         )
-    if report.error:
-        lines.append(f"  error: {report.error.get('message')}")
-        if report.error.get("hint"):
-            lines.append(f"  hint: {report.error['hint']}")
+    lines += _error_lines(report.error, "  ", "error: ")
     return "\n".join(lines) + "\n"
+
+
+def _error_lines(error: dict | None, indent: str, label: str = "") -> list[str]:
+    if not error:
+        return []
+    hint = [f"{indent}hint: {error['hint']}"] if error.get("hint") else []
+    return [f"{indent}{label}{error.get('message')}", *hint]
 
 
 def flowchart(report: RunReport) -> str:
@@ -151,7 +148,7 @@ def add_report(summary: Summary, report: RunReport) -> Summary:
             ["table", "mode", "rows written", "channel", "DDL"],
             [
                 [
-                    f"{w.schema_ + '.' if w.schema_ else ''}{w.table}",
+                    w.where,
                     w.mode,
                     _n(w.rows_written),
                     w.channel + ("" if w.atomic is not False else " (not atomic)") if w.channel else "—",
@@ -206,7 +203,7 @@ def add_plan(summary: Summary, report: RunReport) -> None:
             ["target", "state", "what the write would do", "differences"],
             [
                 [
-                    f"{t.schema_ + '.' if t.schema_ else ''}{t.table}",
+                    t.where,
                     f"{icon[t.state]} {t.state}",
                     t.effect or "—",
                     "; ".join(t.differences) or "—",

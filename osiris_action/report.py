@@ -34,6 +34,11 @@ class WriteReport(BaseModel):
 
     model_config = {"populate_by_name": True}
 
+    @property
+    def where(self) -> str:
+        """The table as written in SQL: `schema.table`, or the bare name (a file path) without a schema."""
+        return f"{self.schema_}.{self.table}" if self.schema_ else str(self.table)
+
 
 class DdlReport(BaseModel):
     step_id: str
@@ -55,6 +60,11 @@ class TargetPlan(BaseModel):
     effect: str | None = None
 
     model_config = {"populate_by_name": True}
+
+    @property
+    def where(self) -> str:
+        """The table as written in SQL: `schema.table`, or the bare name (a file path) without a schema."""
+        return f"{self.schema_}.{self.table}" if self.schema_ else str(self.table)
 
 
 class ParityRow(BaseModel):
