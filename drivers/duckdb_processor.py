@@ -45,15 +45,15 @@ def run(step: dict, inputs: dict, ctx: StepContext):
     """Register every input table under each name the worker gave it, run the query, return its rows.
 
     Arrow goes in and out without a copy and without pandas, so DECIMAL stays decimal and timestamps
-    keep their unit and zone; JSON columns keep their JSON mark (see MARK). The session time zone is
-    UTC so that TIMESTAMPTZ results do not depend on the machine that runs the pipeline.
+    keep their unit and zone; JSON columns keep their JSON mark (see MARK). The connection is locked
+    (see _duckdb.py): the query sees its inputs and nothing else on the machine.
     """
     import duckdb
+    from osiris_drivers._duckdb import connect
 
     query = step["config"]["query"]
-    con = duckdb.connect(":memory:", config={"threads": 2})
+    con = connect()
     try:
-        con.execute("SET TimeZone = 'UTC'")
         for name, table in inputs.items():
             con.register(name, _json_typed(table))
         try:

@@ -94,9 +94,9 @@ def resolve_connection(spec: dict | None) -> dict | None:
 
 def fingerprint(table) -> str:
     """Order-independent: the same rows in any order give the same value, on any machine."""
-    import duckdb
+    from osiris_drivers._duckdb import connect
 
-    con = duckdb.connect()
+    con = connect()
     con.register("t", table)
     count, total = con.execute("SELECT count(*), coalesce(sum(hash(t)), 0) FROM t").fetchall()[0]
     con.close()

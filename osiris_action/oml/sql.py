@@ -28,10 +28,10 @@ class SqlFinding:
 
 @functools.cache
 def _database():
-    import duckdb
+    from osiris_drivers._duckdb import connect
 
-    # Only parsing happens here: no query ever runs, and no file or URL in a query can be reached.
-    return duckdb.connect(":memory:", config={"enable_external_access": False})
+    # Only parsing happens here: no query ever runs; the connection is the worker's locked one all the same.
+    return connect(threads=1)
 
 
 _per_thread = threading.local()
