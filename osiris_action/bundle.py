@@ -55,7 +55,7 @@ def _connection_key(step: dict, connections: Connections) -> tuple[str, str | No
     for family in component.families:
         if family in connections.families and connections.default_alias(family):
             return family, None  # Osiris applies no filesystem default; we honour `default: true`
-    if "filesystem" in component.families:
+    if "filesystem" in component.families or component.connection_optional:
         return None  # no filesystem connection at all: paths are relative to the pipeline's folder
     raise OsirisError(
         f"step '{step['id']}' has no connection and no default {component.families[0]} connection exists",

@@ -44,6 +44,11 @@ class Component:
     def needs_connection(self) -> bool:
         return self.families != ["duckdb"]
 
+    @property
+    def connection_optional(self) -> bool:
+        """A step may run without any connection (a public API): a default one is used when it exists."""
+        return bool(self.spec.get("connection_optional"))
+
     def defaults(self) -> dict[str, Any]:
         """Defaults of the non-connection fields: connection fields come from the connections file."""
         connection = self.spec["connection"]
@@ -138,9 +143,12 @@ def markdown() -> str:
         for rule in spec.get("constraints", []):
             if "one_of" in rule:
                 out.append(f"\nExactly one of {' or '.join(f'`{k}`' for k in rule['one_of'])}.")
+            elif "require" in rule and "when" not in rule:
+                out.append(f"\n`{rule['require']}` is required (from the step or its connection).")
             elif "require" in rule:
                 field, values = next(iter(rule["when"].items()))
-                out.append(f"\n`{rule['require']}` is required when `{field}` is {' or '.join(values)}.")
+                shown = " or ".join(v if isinstance(v, str) else json.dumps(v) for v in values)
+                out.append(f"\n`{rule['require']}` is required when `{field}` is {shown}.")
         out.append("")
     return "\n".join(out)
 

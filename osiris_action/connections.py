@@ -23,8 +23,23 @@ FILE_NAME = "osiris_connections.yaml"
 ENV_REF = re.compile(r"\$\{([^}]+)\}")
 REF = re.compile(r"^@([a-zA-Z0-9_-]+)\.([a-zA-Z0-9_-]+)$")
 
+# Connection fields that are mappings of secrets (`headers: {Authorization: ${TOKEN}}`). The file's loader
+# spreads each into one field per entry (`headers.Authorization`), so every entry is resolved, passed to
+# the worker and redacted like any other secret field.
+SECRET_MAPPINGS = frozenset({"headers"})
+
+
+class _SecretNames(frozenset):
+    """Secret field names, plus every `<mapping>.<entry>` of a secret mapping."""
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str) and "." in key and key.split(".", 1)[0] in SECRET_MAPPINGS:
+            return True
+        return super().__contains__(key)
+
+
 # Field names whose values are secrets wherever they appear (connections file or step config).
-SECRET_FIELDS = frozenset(
+SECRET_FIELDS = _SecretNames(
     {
         "password",
         "passwd",
@@ -38,6 +53,7 @@ SECRET_FIELDS = frozenset(
         "access_token",
         "refresh_token",
         "auth_token",
+        "auth_username",
         "bearer_token",
         "client_secret",
         "client_key",
@@ -217,21 +233,33 @@ def load(path: Path | None, display: str | None = None) -> tuple[Connections, li
                     "Write `host: ...`, `password: ${ENV_NAME}` and so on.",
                 )
                 continue
-            conns.families[str(family)][str(alias)] = fields
-            for key, value in fields.items():
+            spread = _spread(fields)
+            conns.families[str(family)][str(alias)] = {name: value for name, (_, value) in spread.items()}
+            for key, (path, value) in spread.items():
                 if _literal_secret(str(key), value):
                     diags.append(
                         Diagnostic(
                             doc.file,
-                            doc.span(("connections", family, alias, key)),
+                            doc.span(("connections", family, alias, *path)),
                             "warning",
                             "CON002",
                             f"@{family}.{alias}: '{key}' holds a literal secret",
-                            f"Write `{key}: ${{{_env_name(family, key)}}}` and set that variable from a "
+                            f"Write `{path[-1]}: ${{{_env_name(family, key)}}}` and set that variable from a "
                             "secret; a committed secret is a leaked secret.",
                         )
                     )
     return conns, diags
+
+
+def _spread(fields: dict) -> dict[str, tuple[tuple, Any]]:
+    """Fields by name with their path in the file; a secret mapping becomes one field per entry."""
+    spread: dict[str, tuple[tuple, Any]] = {}
+    for key, value in fields.items():
+        if str(key) in SECRET_MAPPINGS and isinstance(value, dict):
+            spread.update({f"{key}.{name}": ((key, name), entry) for name, entry in value.items()})
+        else:
+            spread[key] = ((key,), value)
+    return spread
 
 
 def _env_name(family: Any, key: str) -> str:

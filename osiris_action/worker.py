@@ -159,6 +159,8 @@ def run_step(
     result = call(
         {"id": sid, "component": step["component"], "mode": step["mode"], "config": config}, inputs, ctx
     )
+    if hasattr(result, "read_all"):  # a pyarrow.RecordBatchReader: this worker holds whole tables
+        result = result.read_all()
     duration = round((time.perf_counter() - started) * 1000, 1)
     if plan:
         if result is not None:

@@ -7,12 +7,14 @@ comes from. Where Osiris checks nothing (types, ranges, cycles, constraints, SQL
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from typing import Any
 
 from osiris_action import components
 from osiris_action.connections import ENV_REF, REF, SECRET_FIELDS, Connections
 from osiris_action.diagnostics import Diagnostic, Span
+from osiris_action.errors import OsirisError
 from osiris_action.oml import graph, sql
 from osiris_action.oml.load import Document
 
@@ -466,6 +468,7 @@ class _Checker:
             self.add((*cat, *path), "error", "OML042", _schema_message(err, path), _schema_hint(err))
 
     def _constraints(self, config: dict, cat: tuple, at: tuple, component: components.Component) -> None:
+        connected = None
         for rule in component.spec.get("constraints", []):
             if "one_of" in rule:
                 present = [k for k in rule["one_of"] if k in config]
@@ -482,17 +485,25 @@ class _Checker:
                         span=None if present else self._missing_in_config(cat),
                     )
                 continue
-            field, allowed = next(iter(rule["when"].items()))
-            value = config.get(field, component.properties.get(field, {}).get("default"))
+            if connected is None:  # fields the step's connection gives (endpoint, auth_token, region, ...)
+                connected = self._connection_fields(config, component)
+            field, allowed = next(iter(rule.get("when", {None: [None]}).items()))
+            value = _effective(field, config, connected, component)
             if value not in allowed:
                 continue
-            if "require" in rule and not config.get(rule["require"]):
+            required = rule.get("require")
+            if required and _effective(required, config, connected, component) in (None, ""):
+                shown = f"'{value}'" if isinstance(value, str) else json.dumps(value)
+                when = f" when {field} is {shown}" if field else ""
+                if field and field not in config:
+                    when += " (set by the connection or by default)"
                 self.add(
                     (*cat, field),
                     "error",
                     "OML045",
-                    f"'{rule['require']}' is required when {field} is '{value}'",
-                    f"Add `{rule['require']}: [column, ...]` naming the key columns.",
+                    f"'{required}' is required{when}",
+                    rule.get("hint") or f"Add `{required}: [column, ...]` naming the key columns.",
+                    span=None if field in config else self._missing_in_config(cat),
                 )
             for other, values in rule.get("require_value", {}).items():
                 current = config.get(other, component.properties.get(other, {}).get("default"))
@@ -505,9 +516,30 @@ class _Checker:
                         f"Use {other}: {' or '.join(values)}.",
                     )
 
+    def _connection_fields(self, config: dict, component: components.Component) -> dict | None:
+        """The raw fields of the step's connection (named, else the default) that the step may rely on;
+        None when nothing can be known (no connections file was read)."""
+        if self.connections is None:
+            return None
+        ref = config.get("connection")
+        if isinstance(ref, str) and REF.match(ref):
+            family, alias = REF.match(ref).groups()
+        else:
+            family = next((f for f in component.families if self.connections.default_alias(f)), None)
+            alias = None
+        if family is None or family not in self.connections.families:
+            return {}
+        try:
+            fields = self.connections.lookup(family, alias)[1]
+        except OsirisError:
+            return {}
+        return {k: v for k, v in fields.items() if k in component.spec["connection"]}
+
     def _connection(self, config: dict, cat: tuple, at: tuple, component: components.Component) -> None:
         ref = config.get("connection")
         if ref is None:
+            if component.connection_optional:
+                return
             if component.needs_connection and "filesystem" not in component.families:
                 self._default_connection(component, cat)
             return
@@ -595,6 +627,21 @@ class _Checker:
             for f in findings:
                 span = sql.locate(self.doc, path, query, f.offset, f.length)
                 self.add(path, f.severity, f.code, f.message, f.hint, span=span)
+
+
+def _effective(key: str | None, config: dict, connected: dict | None, component: components.Component) -> Any:
+    """A config value as the driver will see it: the step's, else its connection's, else the default.
+    Unknowable (no connections file read) counts as given, for a field only a connection can give."""
+    if key is None:
+        return None
+    if key in config:
+        return config[key]
+    if key in component.spec["connection"]:
+        if connected is None:
+            return True
+        if connected.get(key) not in (None, ""):
+            return connected[key]
+    return component.properties.get(key, {}).get("default")
 
 
 def _is_secret(key: Any, value: Any) -> bool:
