@@ -235,8 +235,13 @@ class _Reading:
         self.until = datetime.now(UTC)
         self.since = None
         if self.table["window"]:
-            start = _since(config.get("initial_since"), ctx) or self.until - timedelta(days=DEFAULT_DAYS)
-            self.since = start - timedelta(minutes=int(config.get("lookback_window_minutes") or 15))
+            start = _since(config.get("initial_since"), ctx)
+            lookback = int(config.get("lookback_window_minutes") or 15)
+            self.basis = (
+                f"initial_since {_iso(start)}" if start else f"no initial_since: {DEFAULT_DAYS} days back"
+            ) + f", minus the {lookback}-minute lookback"
+            start = start or self.until - timedelta(days=DEFAULT_DAYS)
+            self.since = start - timedelta(minutes=lookback)
         self.after: tuple | None = None
         self.columns: list[str] | None = None
         self.kinds: list[tuple[str, str]] = []
@@ -373,9 +378,8 @@ class _Reading:
         if self.since is None:
             return f"read all {self.data_type} (no time window); no state is kept between runs"
         return (
-            f"read {self.data_type} from {_iso(self.since)} to {_iso(self.until)} (initial_since or "
-            f"{DEFAULT_DAYS} days back, minus the lookback); no state is kept between runs, so each run "
-            "reads its whole window"
+            f"read {self.data_type} from {_iso(self.since)} to {_iso(self.until)} ({self.basis}); no "
+            "state is kept between runs, so each run reads this whole window"
         )
 
 

@@ -43,6 +43,7 @@ def text(report: RunReport) -> str:
             f"  {s.status:<8} {s.id:<28} {s.component:<26} rows {_n(s.rows_in):>10} → "
             f"{_n(s.rows_out):<10} {_ms(s.duration_ms)}"
         )
+        lines += [f"{' ' * 11}note: {note}" for note in s.notes]
         lines += _error_lines(s.error, " " * 11)
     for t in report.targets:
         lines.append(f"  plan: {t.where} is {t.state}; {t.effect or ''}")
@@ -134,6 +135,8 @@ def add_report(summary: Summary, report: RunReport) -> Summary:
         ],
     )
     for s in report.steps:
+        for note in s.notes:
+            summary.paragraph(line(inline_code(s.id), f": {note}"))
         if s.error:
             summary.paragraph(line(Raw("<b>"), s.id, " failed:", Raw("</b> "), s.error["message"]))
             if s.error.get("hint"):

@@ -21,6 +21,7 @@ class StepReport(BaseModel):
     needs: list[str] = Field(default_factory=list)
     error: dict[str, str] | None = None
     columns: list[dict[str, str]] | None = None  # plan mode: what the step would produce
+    notes: list[str] = Field(default_factory=list)  # what a driver says the reader must know (`step.note`)
 
 
 class WriteReport(BaseModel):
@@ -143,6 +144,8 @@ def apply(report: RunReport, event: dict[str, Any]) -> None:
                 "hint": "Change the table or the step's "
                 "output so that their columns match; the plan lists each difference.",
             }
+    elif name == "step.note" and step and event.get("note"):
+        step.notes.append(str(event["note"]))
     elif name == "plan.target" and step:
         fields = {k: event.get(k) for k in ("table", "schema", "state", "ddl", "mode", "effect")}
         report.targets.append(

@@ -1,0 +1,358 @@
+"""graphql.extractor end to end: a GraphQL server speaking the protocol → `osiris-action run` → Postgres.
+
+The server (`graphql_server.py`) pages with Relay cursors under a nested pageInfo, answers GraphQL errors
+in a 200, throttles with 429 + Retry-After and refuses a wrong token with 401; it counts each page served.
+Validation cases check each of the spec's constraints at its exact place in the file.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from osiris_action.pipelines import Checker
+from tests.conftest import pg_execute
+from tests.integration.graphql_server import GraphqlServer
+from tests.integration.test_pipeline_runs import _everything, _leaks, run_cli
+
+QUERY = (
+    "query Orders($first: Int, $after: String) { orders(first: $first, after: $after) { "
+    "edges { node { id seq late big price name total { amount cur } customer { email address { city zip } } "
+    "tags flag } } pageInfo { endCursor hasNextPage } } }"
+)
+PAGE = 4
+
+
+def node(i: int) -> dict:
+    return {
+        "id": f"ord-{i:03d}",
+        "seq": i,
+        "late": None if i < 12 else i * 10**15,  # null on the first three pages, integer later
+        "big": None if i == 3 else (-(2**63) if i == 0 else 9007199254740993 + i),
+        "price": i if i < 8 else i + 0.25,  # whole numbers first, fractions later
+        "name": None if i == 5 else f"Zoë 🦀 Kraków „{i}“",
+        "total": {"amount": f"{i}.50", "cur": "EUR" if i % 2 else "PLN"},
+        "customer": None
+        if i % 5 == 0
+        else {"email": f"c{i}@example.com", "address": {"city": "Łódź", "zip": None}},
+        "tags": None if i == 7 else (["a", "ü"] if i % 2 else []),
+        "flag": i % 3 == 0,
+    }
+
+
+NODES = [node(i) for i in range(25)]
+
+
+def project(tmp: Path, pg_db, extra: str = "", auth: str = "auth_type: bearer", query: str = QUERY) -> Path:
+    (tmp / "osiris_connections.yaml").write_text("""
+connections:
+  graphql:
+    shop:
+      endpoint: ${GQL_URL}
+      auth_token: ${GQL_TOKEN}
+      headers:
+        X-Shop-Key: ${GQL_SHOP_KEY}
+  supabase:
+    staging:
+      pg_dsn: ${PG_DSN}
+""")
+    pipeline = tmp / "orders.yaml"
+    pipeline.write_text(f"""
+oml_version: "0.1.0"
+name: graphql-orders
+steps:
+  - id: orders
+    component: graphql.extractor
+    mode: read
+    config:
+      connection: "@graphql.shop"
+      {auth}
+      query: {json.dumps(query)}
+      variables: {{first: {PAGE}}}
+      pagination_enabled: true
+      pagination_path: data.orders.pageInfo
+      data_path: "data.orders.edges[*].node"
+      retry_delay: 0.1{extra}
+  - id: load
+    component: supabase.writer
+    mode: write
+    needs: [orders]
+    config:
+      connection: "@supabase.staging"
+      table: orders
+      write_mode: replace
+      primary_key: [id]
+""")
+    return pipeline
+
+
+def env(server: GraphqlServer, pg_db, token: str, shop_key: str) -> dict[str, str]:
+    return {"GQL_URL": server.url, "GQL_TOKEN": token, "GQL_SHOP_KEY": shop_key, "PG_DSN": pg_db.pg_dsn}
+
+
+def events(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.db
+def test_every_page_once_into_postgres_with_exact_types(tmp_path, pg_db):
+    token, shop_key = f"gql-canary-{uuid.uuid4().hex}", f"shop-canary-{uuid.uuid4().hex}"
+    with GraphqlServer(NODES, token=token) as server:
+        server.throttle(1, retry_after="1")  # the first request is refused once: Retry-After is honoured
+        proc = run_cli(project(tmp_path, pg_db), tmp_path / "out", env(server, pg_db, token, shop_key))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert dict(server.pages) == {offset: 1 for offset in range(0, 25, PAGE)}  # 7 pages, each once
+        assert all(h["x-shop-key"] == shop_key for h in server.headers)
+    got = {e["event"]: e for e in events(tmp_path / "out") if e.get("step_id") == "orders"}
+    assert got["http.retry"]["reason"] == "HTTP 429" and got["http.retry"]["wait_s"] == 1.0
+    assert got["extract.complete"]["rows"] == 25 and got["extract.complete"]["pages"] == 7
+    assert got["extract.complete"]["requests"] == 8 and got["step_complete"]["rows_out"] == 25
+
+    types = dict(
+        pg_execute(
+            pg_db, "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'orders'"
+        )
+    )
+    assert types == {
+        "id": "text",
+        "seq": "bigint",
+        "late": "bigint",
+        "big": "bigint",
+        "price": "double precision",
+        "name": "text",
+        "total.amount": "text",
+        "total.cur": "text",
+        "customer.email": "text",
+        "customer.address.city": "text",
+        "customer.address.zip": "text",
+        "tags": "jsonb",
+        "flag": "boolean",
+    }  # no stray `customer` column: null customers only null their fields
+    rows = pg_execute(
+        pg_db,
+        'SELECT seq, late, big, price, name, "total.amount", "customer.address.city", tags::text, flag '
+        "FROM orders ORDER BY seq",
+    )
+    assert len(rows) == 25
+    assert rows[0] == (0, None, -(2**63), 0.0, "Zoë 🦀 Kraków „0“", "0.50", None, "[]", True)
+    assert rows[3][2] is None and rows[5][4] is None and rows[7][7] is None
+    assert rows[13] == (
+        13,
+        13 * 10**15,
+        9007199254741006,
+        13.25,
+        "Zoë 🦀 Kraków „13“",
+        "13.50",
+        "Łódź",
+        '["a", "ü"]',
+        False,
+    )
+    assert Decimal(rows[1][2]) == 9007199254740994  # past 2^53, exact
+
+    assert _leaks(_everything(tmp_path / "out", proc), [token, shop_key]) == []
+
+
+@pytest.mark.db
+def test_a_wrong_token_is_one_line_naming_the_step_and_never_retried(tmp_path, pg_db):
+    token, wrong = f"gql-canary-{uuid.uuid4().hex}", f"wrong-canary-{uuid.uuid4().hex}"
+    with GraphqlServer(NODES, token=token) as server:
+        proc = run_cli(project(tmp_path, pg_db), tmp_path / "out", env(server, pg_db, wrong, "k" * 12))
+        assert len(server.requests) == 1
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr + proc.stdout
+    failed = next(e for e in events(tmp_path / "out") if e["event"] == "step_failed")
+    assert failed["error_type"] == "AuthenticationError"
+    assert failed["message"].startswith("step 'orders': the GraphQL endpoint at ")
+    assert "refused the credentials (HTTP 401): Bad credentials" in failed["message"]
+    assert "\n" not in failed["message"] and "auth_type (bearer)" in failed["hint"]
+    assert not pg_execute(pg_db, "SELECT 1 FROM information_schema.tables WHERE table_name = 'orders'")
+    assert _leaks(_everything(tmp_path / "out", proc), [token, wrong]) == []
+
+
+@pytest.mark.db
+def test_graphql_errors_in_a_200_fail_the_step_with_the_servers_message(tmp_path, pg_db):
+    broken = QUERY.replace("flag", "flag undefinedField")
+    with GraphqlServer(NODES, token="t" * 20) as server:
+        pipeline = project(tmp_path, pg_db, query=broken)
+        proc = run_cli(pipeline, tmp_path / "out", env(server, pg_db, "t" * 20, "k" * 12))
+        assert len(server.requests) == 1  # a query error is not retried
+    failed = next(e for e in events(tmp_path / "out") if e["event"] == "step_failed")
+    assert proc.returncode == 1 and failed["error_type"] == "GraphQLError"
+    assert "Field 'undefinedField' doesn't exist on type 'Order'" in failed["message"]
+
+
+@pytest.mark.db
+def test_max_pages_and_flatten_off(tmp_path, pg_db):
+    with GraphqlServer(NODES, token="t" * 20) as server:
+        pipeline = project(tmp_path, pg_db, extra="\n      max_pages: 2\n      flatten_result: false")
+        proc = run_cli(pipeline, tmp_path / "out", env(server, pg_db, "t" * 20, "k" * 12))
+        assert proc.returncode == 0, proc.stderr
+        assert dict(server.pages) == {0: 1, 4: 1}
+    types = dict(
+        pg_execute(
+            pg_db, "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'orders'"
+        )
+    )
+    assert types["total"] == "jsonb" and types["customer"] == "jsonb" and "total.amount" not in types
+    city = pg_execute(pg_db, "SELECT customer->'address'->>'city' FROM orders WHERE seq = 1")
+    assert city == [("Łódź",)]
+
+
+@pytest.mark.db
+def test_plan_sends_one_request_and_writes_nothing(tmp_path, pg_db):
+    import subprocess
+    import sys
+
+    with GraphqlServer(NODES, token="t" * 20) as server:
+        pipeline = project(tmp_path, pg_db)
+        full = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)} | env(server, pg_db, "t" * 20, "k" * 12)
+        proc = subprocess.run(
+            [sys.executable, "-m", "osiris_action", "plan", str(pipeline), "--out", str(tmp_path / "out")],
+            cwd=tmp_path,
+            env=full,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert len(server.requests) == 1 and server.requests[0]["variables"] == {"first": PAGE}
+    planned = next(
+        e for e in events(tmp_path / "out") if e["event"] == "step_planned" and e["step_id"] == "orders"
+    )
+    assert {"name": "late", "type": "null"} in planned["columns"]  # the first page's types, said as such
+    assert {"name": "big", "type": "int64"} in planned["columns"]
+    assert not pg_execute(pg_db, "SELECT 1 FROM information_schema.tables WHERE table_name = 'orders'")
+
+
+@pytest.mark.db
+def test_plain_http_is_refused_beyond_loopback(tmp_path, pg_db):
+    pipeline = project(tmp_path, pg_db)
+    proc = run_cli(
+        pipeline,
+        tmp_path / "out",
+        {"GQL_URL": "http://api.example.com/graphql", "GQL_TOKEN": "t" * 20, "GQL_SHOP_KEY": "k" * 12}
+        | {"PG_DSN": pg_db.pg_dsn},
+    )
+    failed = next(e for e in events(tmp_path / "out") if e["event"] == "step_failed")
+    assert proc.returncode == 1 and "plain http to api.example.com" in failed["message"]
+
+
+# -- validation: each constraint at its place ----------------------------------------------------------
+
+VALID = """\
+oml_version: "0.1.0"
+name: gql
+steps:
+  - id: orders
+    component: graphql.extractor
+    mode: read
+    config:
+      connection: "@graphql.shop"
+      auth_type: bearer
+      query: "{ orders { nodes { id } } }"
+      pagination_enabled: true
+"""
+CONNECTIONS = """\
+connections:
+  graphql:
+    shop:
+      endpoint: https://api.example.com/graphql
+      auth_token: ${GQL_TOKEN}
+      headers:
+        Authorization-Extra: literal-header-value
+"""
+
+
+def check(tmp_path: Path, text: str, connections: str | None = CONNECTIONS):
+    (tmp_path / "p.yaml").write_text(text)
+    if connections is not None:
+        (tmp_path / "osiris_connections.yaml").write_text(connections)
+    checker = Checker(str(tmp_path / "osiris_connections.yaml") if connections is not None else None)
+    checked = checker.check(tmp_path / "p.yaml")
+    return [
+        (d.code, d.line, d.column, d.message) for d in checked.diagnostics + checker.connection_diagnostics
+    ]
+
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("OSIRIS_HOME", raising=False)
+    return tmp_path
+
+
+def test_a_valid_step_and_a_literal_header_in_the_connections_file(isolated):
+    assert check(isolated, VALID) == [
+        ("CON002", 7, 30, "@graphql.shop: 'headers.Authorization-Extra' holds a literal secret")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (  # bearer, but the connection has no token
+            ("      auth_token: ${GQL_TOKEN}\n", ""),
+            ("OML045", 9, 18, "'auth_token' is required when auth_type is 'bearer'"),
+        ),
+        (
+            ("auth_type: bearer", "auth_type: basic"),
+            ("OML045", 9, 18, "'auth_username' is required when auth_type is 'basic'"),
+        ),
+        (
+            (
+                "      pagination_enabled: true\n",
+                '      pagination_enabled: true\n      pagination_cursor_field: ""\n',
+            ),
+            ("OML045", 11, 27, "'pagination_cursor_field' is required when pagination_enabled is true"),
+        ),
+        (
+            (
+                "      pagination_enabled: true\n",
+                '      pagination_enabled: true\n      pagination_variable_name: ""\n',
+            ),
+            ("OML045", 11, 27, "'pagination_variable_name' is required when pagination_enabled is true"),
+        ),
+        (
+            ("      endpoint: https://api.example.com/graphql\n", ""),
+            ("OML045", 7, 5, "'endpoint' is required"),
+        ),
+        (
+            ("      auth_type: bearer\n", "      auth_type: bearer\n      auth_token: hunter2hunter2\n"),
+            ("OML048", 10, 19, "inline secret in 'auth_token'"),
+        ),
+        (
+            ("      auth_type: bearer\n", "      auth_type: bearer\n      timeout: 1\n"),
+            ("OML042", 10, 16, None),
+        ),
+        (
+            ("      auth_type: bearer\n", "      auth_type: oauth\n"),
+            ("OML042", 9, 18, None),
+        ),
+    ],
+)
+def test_each_constraint_at_its_place(isolated, change, expected):
+    old, new = change
+    text, connections = VALID, CONNECTIONS
+    if old in VALID:
+        text = VALID.replace(old, new)
+    else:
+        connections = CONNECTIONS.replace(old, new)
+    found = [d for d in check(isolated, text, connections) if d[0] != "CON002"]
+    code, line, column, message = expected
+    assert [(c, ln, col) for c, ln, col, _ in found] == [(code, line, column)], found
+    if message:
+        assert found[0][3] == message
+
+
+def test_a_public_api_needs_no_connection(isolated):
+    public = VALID.replace('      connection: "@graphql.shop"\n', "").replace(
+        "auth_type: bearer", "auth_type: none"
+    )
+    public = public.replace(
+        "      query:", "      endpoint: https://countries.trevorblades.com/\n      query:"
+    )
+    assert check(isolated, public, None) == []
+    assert check(isolated, public, "connections:\n  mysql:\n    db: {host: h}\n") == []
