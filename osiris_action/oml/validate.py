@@ -496,7 +496,7 @@ class _Checker:
                 shown = f"'{value}'" if isinstance(value, str) else json.dumps(value)
                 when = f" when {field} is {shown}" if field else ""
                 if field and field not in config:
-                    when += " (set by the connection or by default)"
+                    when += " (set by its connection or by default)"
                 self.add(
                     (*cat, field),
                     "error",
