@@ -1,9 +1,10 @@
 """A GraphQL server for tests that answers like a Relay-style API (GitHub, Shopify, Hasura):
 
 - POST /graphql with `{"query", "variables"}`; the query must name the connection field it reads
-  (`orders(...)`), and its `first` / `after` variables page through the nodes;
+  (`orders(...)`, or the last name of `path`), and its `first` / `after` variables page through the nodes;
 - the answer is `{"data": {"orders": {"edges": [{"cursor", "node"}], "nodes": [...],
-  "pageInfo": {"endCursor", "hasNextPage"}}}}`, cursors opaque (base64 of `cursor:<offset>`);
+  "pageInfo": {"endCursor", "hasNextPage"}}}}` (the connection nested under `path`, e.g.
+  `repository.issues`), cursors opaque (base64 of `cursor:<offset>`);
 - a GraphQL error comes back as HTTP 200 with an `errors` array and `data: null`, as the spec says;
 - without the expected `Authorization` header: HTTP 401 with an `errors` body (as GitHub's API does);
 - `throttle(n, retry_after)` answers the next n requests with 429 and `Retry-After`.
@@ -26,8 +27,11 @@ def cursor(offset: int) -> str:
 
 
 class GraphqlServer:
-    def __init__(self, nodes: list[dict], token: str | None = None, default_page: int = 10):
+    def __init__(
+        self, nodes: list[dict], token: str | None = None, default_page: int = 10, path: str = "orders"
+    ):
         self.nodes = nodes
+        self.path = path.split(".")
         self.token = token
         self.default_page = default_page
         self.pages: Counter[int] = Counter()
@@ -66,7 +70,7 @@ class GraphqlServer:
             return 401, {"message": "Bad credentials", "errors": [{"message": "Bad credentials"}]}, {}
         query = body.get("query")
         variables = body.get("variables") or {}
-        if not isinstance(query, str) or "orders" not in query:
+        if not isinstance(query, str) or self.path[-1] not in query:
             return 200, {"data": None, "errors": [{"message": "Cannot query field on type Query"}]}, {}
         if "undefinedField" in query:
             message = "Field 'undefinedField' doesn't exist on type 'Order'"
@@ -84,7 +88,7 @@ class GraphqlServer:
             self.pages[offset] += 1
         end = offset + len(chunk) - 1
         data = {
-            "orders": {
+            self.path[-1]: {
                 "totalCount": len(self.nodes),
                 "edges": [{"cursor": cursor(offset + i), "node": n} for i, n in enumerate(chunk)],
                 "nodes": chunk,
@@ -94,6 +98,8 @@ class GraphqlServer:
                 },
             }
         }
+        for name in reversed(self.path[:-1]):
+            data = {name: data}
         return 200, {"data": data}, {}
 
 

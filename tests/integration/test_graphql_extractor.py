@@ -356,3 +356,40 @@ def test_a_public_api_needs_no_connection(isolated):
     )
     assert check(isolated, public, None) == []
     assert check(isolated, public, "connections:\n  mysql:\n    db: {host: h}\n") == []
+
+
+@pytest.mark.db
+def test_the_example_pipeline_runs_unchanged(tmp_path, pg_db):
+    """examples/http-apis/github-issues.yaml as shipped, its connections pointed at local servers."""
+    example = Path(__file__).parents[2] / "examples" / "http-apis" / "github-issues.yaml"
+    (tmp_path / "github-issues.yaml").write_text(example.read_text())
+    (tmp_path / "osiris_connections.yaml").write_text("""
+connections:
+  graphql:
+    github: {default: true, endpoint: "${GQL_URL}", auth_token: "${GITHUB_GRAPHQL_TOKEN}"}
+  supabase:
+    main: {default: true, pg_dsn: "${PG_DSN}"}
+""")
+    labels = [[], [{"name": "bug"}], [{"name": "bug"}, {"name": "ü-label"}]]
+    issues = [
+        {
+            "number": i,
+            "title": f"Issue {i}",
+            "state": "OPEN" if i % 2 else "CLOSED",
+            "createdAt": "2025-01-01T00:00:00Z",
+            "author": None if i == 4 else {"login": "zoë"},
+            "labels": {"nodes": labels[i % 3]},
+        }
+        for i in range(250)
+    ]
+    with GraphqlServer(issues, token="ghp_" + "x" * 36, path="repository.issues") as server:
+        proc = run_cli(
+            tmp_path / "github-issues.yaml",
+            tmp_path / "out",
+            {"GQL_URL": server.url, "GITHUB_GRAPHQL_TOKEN": "ghp_" + "x" * 36, "PG_DSN": pg_db.pg_dsn},
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert dict(server.pages) == {0: 1, 100: 1, 200: 1}
+        assert server.requests[0]["variables"] == {"owner": "keboola", "name": "osiris", "first": 100}
+    counts = pg_execute(pg_db, "SELECT label, issues, open FROM github_label_counts ORDER BY label")
+    assert counts == [("bug", 166, 83), ("ü-label", 83, 41)]

@@ -354,3 +354,44 @@ def test_each_constraint_at_its_place(isolated, old, new, expected):
     assert [(c, ln, col) for c, ln, col, _ in found] == [(code, line, column)], found
     if message:
         assert found[0][3] == message
+
+
+@pytest.mark.db
+def test_the_example_pipeline_runs_unchanged(tmp_path, pg_db):
+    """examples/http-apis/posthog-events.yaml as shipped, its connections pointed at local servers."""
+    example = Path(__file__).parents[2] / "examples" / "http-apis" / "posthog-events.yaml"
+    (tmp_path / "posthog-events.yaml").write_text(example.read_text())
+    (tmp_path / "osiris_connections.yaml").write_text("""
+connections:
+  posthog:
+    main: {default: true, api_key: "${POSTHOG_PERSONAL_API_KEY}", project_id: "12345", region: self_hosted,
+           custom_base_url: "${POSTHOG_URL}"}
+  supabase:
+    main: {default: true, pg_dsn: "${PG_DSN}"}
+""")
+    day = datetime(2025, 6, 2, tzinfo=UTC)
+    events = [
+        {
+            "uuid": str(uuid.UUID(int=i + 1)),
+            "event": ["$pageview", "signed_up", "click"][i % 3],
+            "timestamp": day + timedelta(hours=i % 48, microseconds=i),
+            "distinct_id": f"u{i % 7}",
+            "person_id": None,
+            "properties": {"$browser": "Firefox" if i % 4 == 0 else "Safari"},
+        }
+        for i in range(2400)
+    ]
+    with PosthogServer({"events": events}, api_key="phx_" + "e" * 30, project_id="12345") as server:
+        proc = run_cli(
+            tmp_path / "posthog-events.yaml",
+            tmp_path / "out",
+            {
+                "POSTHOG_PERSONAL_API_KEY": "phx_" + "e" * 30,
+                "POSTHOG_URL": server.url,
+                "PG_DSN": pg_db.pg_dsn,
+            },
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert set(server.pages.values()) == {1} and len(server.pages) == 2  # 1,600 rows: 1,000 + 600
+    rows = pg_execute(pg_db, "SELECT sum(events), sum(firefox) FROM posthog_daily_events")
+    assert rows == [(1600, 400)]

@@ -192,4 +192,4 @@ def test_the_console_script_runs(tmp_path):
         [*command, "validate", str(ROOT / "examples")], capture_output=True, text=True, cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr
-    assert result.stderr == "2 pipeline(s) checked: 0 error(s), 0 warning(s)\n"
+    assert result.stderr == "4 pipeline(s) checked: 0 error(s), 0 warning(s)\n"
