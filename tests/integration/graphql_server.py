@@ -7,7 +7,10 @@
   `repository.issues`), cursors opaque (base64 of `cursor:<offset>`);
 - a GraphQL error comes back as HTTP 200 with an `errors` array and `data: null`, as the spec says;
 - without the expected `Authorization` header: HTTP 401 with an `errors` body (as GitHub's API does);
-- `throttle(n, retry_after)` answers the next n requests with 429 and `Retry-After`.
+- `throttle(n, retry_after)` answers the next n requests with 429 and `Retry-After`;
+- misbehaviours on demand: `echo` (a 400 whose message repeats the request's headers, as some proxies
+  do), `stuck` (every page names the first page's cursor as the next one), and POST /moved answering a
+  302 to /graphql.
 
 `pages` counts how many times each page (by offset) was served, to prove every page is fetched once.
 Listens on 127.0.0.1, port 0.
@@ -28,9 +31,15 @@ def cursor(offset: int) -> str:
 
 class GraphqlServer:
     def __init__(
-        self, nodes: list[dict], token: str | None = None, default_page: int = 10, path: str = "orders"
+        self,
+        nodes: list[dict],
+        token: str | None = None,
+        default_page: int = 10,
+        path: str = "orders",
+        misbehave: str | None = None,
     ):
         self.nodes = nodes
+        self.misbehave = misbehave
         self.path = path.split(".")
         self.token = token
         self.default_page = default_page
@@ -68,6 +77,8 @@ class GraphqlServer:
                 return 429, {"message": "API rate limit exceeded"}, {"Retry-After": wait}
         if self.token is not None and headers.get("authorization") != f"Bearer {self.token}":
             return 401, {"message": "Bad credentials", "errors": [{"message": "Bad credentials"}]}, {}
+        if self.misbehave == "echo":
+            return 400, {"message": f"bad request with headers {json.dumps(headers)}"}, {}
         query = body.get("query")
         variables = body.get("variables") or {}
         if not isinstance(query, str) or self.path[-1] not in query:
@@ -93,7 +104,7 @@ class GraphqlServer:
                 "edges": [{"cursor": cursor(offset + i), "node": n} for i, n in enumerate(chunk)],
                 "nodes": chunk,
                 "pageInfo": {
-                    "endCursor": cursor(end) if chunk else None,
+                    "endCursor": cursor(0 if self.misbehave == "stuck" else end) if chunk else None,
                     "hasNextPage": offset + len(chunk) < len(self.nodes),
                 },
             }
@@ -113,6 +124,9 @@ def _handler(server: GraphqlServer):
                 self._send(400, {"errors": [{"message": "Problems parsing JSON"}]}, {})
                 return
             headers = {k.lower(): v for k, v in self.headers.items()}
+            if self.path == "/moved":
+                self._send(302, {}, {"Location": server.url})
+                return
             self._send(*server.answer(body, headers))
 
         def _send(self, status: int, payload: dict, extra: dict[str, str]) -> None:

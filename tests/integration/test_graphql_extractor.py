@@ -8,6 +8,7 @@ Validation cases check each of the spec's constraints at its exact place in the 
 from __future__ import annotations
 
 import json
+import tempfile
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -393,3 +394,108 @@ connections:
         assert server.requests[0]["variables"] == {"owner": "keboola", "name": "osiris", "first": 100}
     counts = pg_execute(pg_db, "SELECT label, issues, open FROM github_label_counts ORDER BY label")
     assert counts == [("bug", 166, 83), ("ü-label", 83, 41)]
+
+
+# -- the driver on its own: types across pages, hostile servers -------------------------------------------
+
+
+def direct(tmp_path: Path, url: str, token: str | None = None, **config):
+    """Run the driver in this process, as the worker does, and read its reader whole."""
+    from osiris_drivers import graphql_extractor
+    from osiris_drivers._common import StepContext
+
+    seen: list[tuple[str, dict]] = []
+    ctx = StepContext(
+        step_id="api",
+        connection={"endpoint": url, "auth_token": token} if token else {"endpoint": url},
+        artifacts_dir=tmp_path,
+        base_dir=tmp_path,
+        emit=lambda event, **fields: seen.append((event, fields)),
+    )
+    settings = {
+        "query": "{ orders { nodes { id } } }",
+        "auth_type": "bearer" if token else "none",
+        "variables": {"first": 2},
+        "pagination_enabled": True,
+        "pagination_path": "data.orders.pageInfo",
+        "data_path": "data.orders.nodes",
+        "retry_delay": 0.1,
+        "max_retries": 1,
+        "timeout": 5,
+    } | config
+    reader = graphql_extractor.run({"id": "api", "config": settings}, {}, ctx)
+    return reader.read_all(), seen
+
+
+def test_types_are_joined_across_pages_not_taken_from_the_first(tmp_path):
+    nodes = [
+        {"late": None, "num": 1, "huge": 2**60, "mixed": 5, "flag": True, "list": [1]},
+        {"late": None, "num": 2, "huge": 2**60 + 1, "mixed": 6, "flag": False, "list": None},
+        {"late": 9007199254740993, "num": 2.5, "huge": 1.5, "mixed": "x", "flag": 1, "list": [{"a": "ü"}]},
+        {"new": "appears on page 2", "num": None},
+        {"huge": 2**64},
+    ]
+    spills = set(Path(tempfile.gettempdir()).glob("osiris-pages-*"))
+    with GraphqlServer(nodes) as server:
+        table, _ = direct(tmp_path, server.url)
+    assert set(Path(tempfile.gettempdir()).glob("osiris-pages-*")) <= spills  # read back, then removed
+    schema = {f.name: (str(f.type), (f.metadata or {}).get(b"osiris.type")) for f in table.schema}
+    assert schema == {
+        "late": ("int64", None),
+        "num": ("double", None),
+        "huge": ("string", b"numeric"),  # 2^60 + 1 beside 1.5 cannot be a float: exact decimal text
+        "mixed": ("string", None),
+        "flag": ("string", None),
+        "list": ("string", b"json"),
+        "new": ("string", None),
+    }
+    rows = table.to_pylist()
+    assert [r["late"] for r in rows] == [None, None, 9007199254740993, None, None]
+    assert [r["huge"] for r in rows] == [str(2**60), str(2**60 + 1), "1.5", None, str(2**64)]
+    assert [r["mixed"] for r in rows] == ["5", "6", "x", None, None]
+    assert [r["flag"] for r in rows] == ["true", "false", "1", None, None]
+    assert rows[2]["list"] == '[{"a":"ü"}]' and rows[0]["list"] == "[1]"
+
+
+def test_a_server_echoing_the_token_has_it_cut_from_the_message(tmp_path):
+    from osiris_drivers._common import StepError
+
+    token = f"echo-canary-{uuid.uuid4().hex}"
+    with GraphqlServer(NODES, misbehave="echo") as server, pytest.raises(StepError) as caught:
+        direct(tmp_path, server.url, token)
+    assert "HTTP 400" in caught.value.message and "Bearer ***" in caught.value.message
+    assert token not in caught.value.message
+
+
+def test_a_cursor_seen_before_stops_the_loop(tmp_path):
+    from osiris_drivers._common import StepError
+
+    with GraphqlServer(NODES, misbehave="stuck") as server, pytest.raises(StepError) as caught:
+        direct(tmp_path, server.url)
+    assert "cursor of an earlier page" in caught.value.message and len(server.requests) == 2
+
+
+def test_redirects_are_not_followed(tmp_path):
+    from osiris_drivers._common import StepError
+
+    with GraphqlServer(NODES, token="t" * 20) as server, pytest.raises(StepError) as caught:
+        direct(tmp_path, server.url.replace("/graphql", "/moved"), "t" * 20)
+    assert "HTTP 302" in caught.value.message and "redirects" in caught.value.hint
+    assert server.requests == []  # the token never went to the redirect's target
+
+
+def test_a_server_that_is_gone_is_retried_then_named(tmp_path):
+    import socket
+
+    from osiris_drivers._common import StepError
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(StepError) as caught:
+        direct(tmp_path, f"http://127.0.0.1:{port}/graphql?key=secret-in-query")
+    message = caught.value.message
+    assert message.startswith(
+        f"step 'api': could not reach the GraphQL endpoint at http://127.0.0.1:{port}/graphql"
+    )
+    assert "after 2 attempt(s)" in message and "secret-in-query" not in message
