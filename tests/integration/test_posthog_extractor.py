@@ -9,6 +9,7 @@ microsecond. Validation cases check each constraint at its place in the file.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -19,6 +20,7 @@ import pytest
 
 from osiris_action.pipelines import Checker
 from tests.conftest import pg_execute
+from tests.e2b.conftest import fake_e2b  # noqa: F401 (a fixture)
 from tests.integration.posthog_server import PosthogServer
 from tests.integration.test_pipeline_runs import _everything, _leaks, run_cli
 
@@ -395,3 +397,28 @@ connections:
         assert set(server.pages.values()) == {1} and len(server.pages) == 2  # 1,600 rows: 1,000 + 600
     rows = pg_execute(pg_db, "SELECT sum(events), sum(firefox) FROM posthog_daily_events")
     assert rows == [(1600, 400)]
+
+
+@pytest.mark.db
+@pytest.mark.usefixtures("fake_e2b")
+def test_local_and_e2b_runs_read_the_same_rows(tmp_path, pg_db, monkeypatch):
+    """The worker makes the requests in either sandbox; E2B ships httpx in the bundle's requirements."""
+    from osiris_action.bundle import requirements_for
+    from osiris_action.sandbox.template import PACKAGES
+    from tests.e2b.test_run_parity import both
+
+    key = "phx_" + "b" * 30
+    pipeline = project(tmp_path, extract("events", "events"))
+    monkeypatch.chdir(tmp_path)
+    environ = dict(os.environ, POSTHOG_API_KEY=key, PG_DSN=pg_db.pg_dsn)
+    with PosthogServer(DATA, api_key=key) as server:
+        environ["POSTHOG_URL"] = server.url
+        local, remote = both(
+            pipeline, tmp_path, environ, between=lambda: pg_execute(pg_db, "DROP TABLE events")
+        )
+    assert local["status"] == "success", local
+    assert local == remote and local["steps"][0]["rows_out"] == 1000
+    manifest = json.loads(next((tmp_path / "e2b").rglob("manifest.json")).read_text())
+    assert "httpx" in PACKAGES and any(
+        line.startswith("httpx==") for line in requirements_for(manifest).splitlines()
+    )
