@@ -133,7 +133,7 @@ class _Checker:
         a pipeline is committed to git, so any value under a secret-named key is already leaked."""
         if isinstance(node, dict):
             for key, value in node.items():
-                if _is_secret(key, value):
+                if _is_secret(key, value) or (path[-1:] == ("headers",) and _credential_header(key, value)):
                     self.add((*path, key), "error", "OML048", *_secret_text(str(key), value))
                 else:
                     self._secrets(value, (*path, key))
@@ -649,6 +649,13 @@ def _is_secret(key: Any, value: Any) -> bool:
     if not isinstance(key, str) or key.lower() not in SECRET_FIELDS:
         return False
     return isinstance(value, str | int | float) and not isinstance(value, bool) and str(value) != ""
+
+
+def _credential_header(name: Any, value: Any) -> bool:
+    """A request header that carries a credential (Authorization, X-API-Key, Cookie, ...): in a step's
+    `headers` it is a committed secret, and belongs in the connection's `headers` instead."""
+    words = ("auth", "key", "token", "secret", "cookie", "signature", "session", "password")
+    return isinstance(value, str) and bool(value) and any(w in str(name).lower() for w in words)
 
 
 def _secret_text(key: str, value: Any) -> tuple[str, str]:

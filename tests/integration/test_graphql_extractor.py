@@ -324,6 +324,13 @@ def test_a_valid_step_and_a_literal_header_in_the_connections_file(isolated):
             ("      auth_type: bearer\n", "      auth_type: bearer\n      auth_token: hunter2hunter2\n"),
             ("OML048", 10, 19, "inline secret in 'auth_token'"),
         ),
+        (  # a credential header in the pipeline file is a committed secret; other headers are fine
+            (
+                "      auth_type: bearer\n",
+                "      auth_type: bearer\n      headers: {Accept: x, X-Api-Key: abc}\n",
+            ),
+            ("OML048", 10, 39, "inline secret in 'X-Api-Key'"),
+        ),
         (
             ("      auth_type: bearer\n", "      auth_type: bearer\n      timeout: 1\n"),
             ("OML042", 10, 16, None),
@@ -341,11 +348,17 @@ def test_each_constraint_at_its_place(isolated, change, expected):
         text = VALID.replace(old, new)
     else:
         connections = CONNECTIONS.replace(old, new)
-    found = [d for d in check(isolated, text, connections) if d[0] != "CON002"]
+    found = [d for d in check(isolated, text, connections) if d[0] not in ("CON002", "OML047")]
     code, line, column, message = expected
     assert [(c, ln, col) for c, ln, col, _ in found] == [(code, line, column)], found
     if message:
         assert found[0][3] == message
+
+
+def test_headers_on_the_step_warn_that_they_override_the_connection(isolated):
+    text = VALID.replace("      auth_type: bearer\n", "      auth_type: bearer\n      headers: {Accept: x}\n")
+    found = [d for d in check(isolated, text) if d[0] != "CON002"]
+    assert found == [("OML047", 10, 7, "'headers' overrides the connection's value")]
 
 
 def test_a_public_api_needs_no_connection(isolated):
