@@ -26,6 +26,7 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_WAIT_S = 120.0  # a server asking for a longer pause than this fails the step instead
 MAX_BACKOFF_S = 30.0
 DETAIL_CHARS = 300  # how much of a server's error text a message quotes
+MAX_RESPONSE_BYTES = 256 << 20
 
 
 def is_loopback(host: str) -> bool:
@@ -118,7 +119,7 @@ class Http:
             attempt += 1
             self.requests += 1
             try:
-                response = self.client.post(url, json=body, headers=headers)
+                response = self._send(url, body, headers, where)
             except httpx.TransportError as exc:  # connect, read, write and pool errors, timeouts
                 if attempt > self.max_retries:
                     raise self.error(
@@ -165,6 +166,30 @@ class Http:
                 hint,
                 "HTTPError",
             )
+
+    def _send(self, url: str, body: dict, headers: dict[str, str], where: str):
+        """One request; the answer read whole, unless it grows past MAX_RESPONSE_BYTES (a page that big
+        is a wrong data_path or page size, and must not take the sandbox's memory with it)."""
+        import httpx
+
+        request = self.client.build_request("POST", url, json=body, headers=headers)
+        response = self.client.send(request, stream=True)
+        try:
+            content = bytearray()
+            for chunk in response.iter_bytes():
+                content += chunk
+                if len(content) > MAX_RESPONSE_BYTES:
+                    raise self.error(
+                        f"the {self.service} at {where} sent more than {MAX_RESPONSE_BYTES >> 20} MiB in "
+                        "one answer.",
+                        "Ask for smaller pages (a smaller page size, or `first:` in the query's variables).",
+                        "ResponseTooLarge",
+                    )
+        finally:
+            response.close()
+        decoded = ("content-encoding", "content-length", "transfer-encoding")  # the content is decoded now
+        kept = [(k, v) for k, v in response.headers.items() if k.lower() not in decoded]
+        return httpx.Response(response.status_code, headers=kept, content=bytes(content), request=request)
 
     def _pause(self, attempt: int, retry_after: str | None, where: str, why: str) -> None:
         wait = retry_after_seconds(retry_after)

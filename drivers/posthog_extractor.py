@@ -416,6 +416,19 @@ def _kind(clickhouse: str | None) -> str:
     return next((kind for pattern, kind in CLICKHOUSE if pattern.fullmatch(inner)), "string")
 
 
+def _timestamps(values: list):
+    """ISO strings with their offset (as PostHog sends them) to UTC microseconds, in bulk; a string
+    without an offset is read as UTC, one by one (ClickHouse's own default zone)."""
+    import pyarrow as pa
+
+    utc = pa.timestamp("us", "UTC")
+    try:
+        return pa.array(values, pa.string()).cast(utc)
+    except pa.ArrowInvalid:
+        parsed = [None if v is None else datetime.fromisoformat(v.replace("Z", "+00:00")) for v in values]
+        return pa.array([d if d is None or d.tzinfo else d.replace(tzinfo=UTC) for d in parsed], utc)
+
+
 def kind_field(name: str, kind: str):
     import pyarrow as pa
 
@@ -437,13 +450,15 @@ def _array(values: list, kind: str, name: str, step_id: str):
 
     field = kind_field(name, kind)
     try:
-        if kind in ("timestamp", "date"):
+        if kind == "timestamp":
+            return _timestamps(values)
+        if kind == "date":
             return pa.array(values, pa.string()).cast(field.type)
         if kind in ("int64", "uint64", "float64", "bool"):
             return pa.array(values, field.type)
         text = [v if isinstance(v, str) or v is None else json.dumps(v, ensure_ascii=False) for v in values]
         return pa.array(text, pa.string())
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, ValueError, AttributeError) as exc:
         raise StepError(
             f"step '{step_id}': PostHog's column {name!r} holds a value that is not a {kind}: "
             f"{str(exc).splitlines()[0][:200]}",

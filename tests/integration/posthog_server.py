@@ -10,13 +10,15 @@
 - the answer is `{"columns", "results" (rows as lists), "types" ([name, ClickHouse type]), "hasMore",
   "limit", "offset"}`; datetimes rendered as orjson renders them (`...T12:00:00.123456Z`, fraction
   only when non-zero), `properties` as a JSON string;
-- `throttle(n, retry_after)` answers the next n requests with 429 and Retry-After.
+- `throttle(n, retry_after)` answers the next n requests with 429 and Retry-After;
+- answers are gzip-encoded for clients that accept it, as PostHog's are.
 
 `pages` counts how often each page (by its keyset start) was served. Listens on 127.0.0.1, port 0.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import threading
@@ -207,6 +209,8 @@ def _error(kind: str, code: str, detail: str, attr: str | None = None) -> dict:
 
 def _handler(server: PosthogServer):
     class Handler(BaseHTTPRequestHandler):
+        gzip = False
+
         def do_POST(self):
             length = int(self.headers.get("Content-Length") or 0)
             try:
@@ -215,11 +219,15 @@ def _handler(server: PosthogServer):
                 self._send(400, _error("validation_error", "parse_error", "JSON parse error"), {})
                 return
             headers = {k.lower(): v for k, v in self.headers.items()}
+            self.gzip = "gzip" in headers.get("accept-encoding", "")
             self._send(*server.answer(self.path, body, headers))
 
         def _send(self, status: int, payload: dict, extra: dict[str, str]) -> None:
             data = json.dumps(payload, ensure_ascii=False).encode()
             self.send_response(status)
+            if self.gzip:  # as PostHog's CDN does for clients that accept it
+                data = gzip.compress(data)
+                self.send_header("Content-Encoding", "gzip")
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             for name, value in extra.items():
