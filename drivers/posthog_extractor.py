@@ -232,6 +232,8 @@ class _Reading:
             },
         )
         self.event_types = list(config.get("event_types") or []) if self.data_type == "events" else []
+        if config.get("event_types") and self.data_type != "events":
+            ctx.emit("step.note", note=f"event_types filters events only; it is ignored for {self.data_type}")
         self.until = datetime.now(UTC)
         self.since = None
         if self.table["window"]:

@@ -56,7 +56,7 @@ CODES: dict[str, Code] = {
     "OML042": Code("Config value does not fit the component's schema", "error", "invalid_config_value"),
     "OML043": Code("Missing required config key", "error", "missing_config_key / missing_config_field"),
     "OML044": Code("Exactly one of two config keys", "error"),
-    "OML045": Code("Key columns required for this write mode", "error", "missing_required_field"),
+    "OML045": Code("A setting required by another is missing", "error", "missing_required_field"),
     "OML046": Code("Config overrides a connection field", "error", "forbidden_override"),
     "OML047": Code("Config overrides a connection field (allowed)", "warning", "override_warning"),
     "OML048": Code("Secret in the pipeline file", "error"),
