@@ -48,18 +48,21 @@ def node(i: int) -> dict:
 NODES = [node(i) for i in range(25)]
 
 
-def project(tmp: Path, pg_db, extra: str = "", auth: str = "auth_type: bearer", query: str = QUERY) -> Path:
-    (tmp / "osiris_connections.yaml").write_text("""
+def project(
+    tmp: Path, pg_db, extra: str = "", auth: str = "auth_type: bearer", query: str = QUERY, literal: str = "x"
+) -> Path:
+    (tmp / "osiris_connections.yaml").write_text(f"""
 connections:
   graphql:
     shop:
-      endpoint: ${GQL_URL}
-      auth_token: ${GQL_TOKEN}
+      endpoint: ${{GQL_URL}}
+      auth_token: ${{GQL_TOKEN}}
       headers:
-        X-Shop-Key: ${GQL_SHOP_KEY}
+        X-Shop-Key: ${{GQL_SHOP_KEY}}
+        X-Literal: {literal}
   supabase:
     staging:
-      pg_dsn: ${PG_DSN}
+      pg_dsn: ${{PG_DSN}}
 """)
     pipeline = tmp / "orders.yaml"
     pipeline.write_text(f"""
@@ -102,12 +105,14 @@ def events(out: Path) -> list[dict]:
 @pytest.mark.db
 def test_every_page_once_into_postgres_with_exact_types(tmp_path, pg_db):
     token, shop_key = f"gql-canary-{uuid.uuid4().hex}", f"shop-canary-{uuid.uuid4().hex}"
+    literal = f"literal-canary-{uuid.uuid4().hex}"  # written in the connections file itself (CON002)
     with GraphqlServer(NODES, token=token) as server:
         server.throttle(1, retry_after="1")  # the first request is refused once: Retry-After is honoured
-        proc = run_cli(project(tmp_path, pg_db), tmp_path / "out", env(server, pg_db, token, shop_key))
+        pipeline = project(tmp_path, pg_db, literal=literal)
+        proc = run_cli(pipeline, tmp_path / "out", env(server, pg_db, token, shop_key))
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert dict(server.pages) == {offset: 1 for offset in range(0, 25, PAGE)}  # 7 pages, each once
-        assert all(h["x-shop-key"] == shop_key for h in server.headers)
+        assert all(h["x-shop-key"] == shop_key and h["x-literal"] == literal for h in server.headers)
     got = {e["event"]: e for e in events(tmp_path / "out") if e.get("step_id") == "orders"}
     assert got["http.retry"]["reason"] == "HTTP 429" and got["http.retry"]["wait_s"] == 1.0
     assert got["extract.complete"]["rows"] == 25 and got["extract.complete"]["pages"] == 7
@@ -154,7 +159,7 @@ def test_every_page_once_into_postgres_with_exact_types(tmp_path, pg_db):
     )
     assert Decimal(rows[1][2]) == 9007199254740994  # past 2^53, exact
 
-    assert _leaks(_everything(tmp_path / "out", proc), [token, shop_key]) == []
+    assert _leaks(_everything(tmp_path / "out", proc), [token, shop_key, literal]) == []
 
 
 @pytest.mark.db
