@@ -132,7 +132,7 @@ def plan(step: dict, inputs: dict, ctx: StepContext):
 
     config = step["config"]
     with _client(config, ctx) as http:
-        rows = next(_pages(http, config, ctx, max_pages=1), [])
+        rows = next(_pages(http, config, ctx), [])  # the first page's request only
     names, values = _columns(rows, bool(config.get("flatten_result", True)))
     spill = Spill()  # one page, typed as a run types it; nothing is kept
     try:
@@ -210,11 +210,11 @@ def _client(config: dict, ctx: StepContext) -> _Client:
     return http
 
 
-def _pages(http: _Client, config: dict, ctx: StepContext, max_pages: int | None = None):
+def _pages(http: _Client, config: dict, ctx: StepContext):
     """Yield the rows of each page; one request per page, the cursor read from the same response."""
     variables = dict(config.get("variables") or {})
     paginate = bool(config.get("pagination_enabled"))
-    limit = max_pages if max_pages is not None else int(config.get("max_pages") or 0)
+    limit = int(config.get("max_pages") or 0)
     seen_cursors: set[str] = set()
     page = 0
     while True:
@@ -234,14 +234,28 @@ def _pages(http: _Client, config: dict, ctx: StepContext, max_pages: int | None 
                 "GraphQLError",
             )
         yield _rows(body, config.get("data_path", "data"), ctx, page)
-        if not paginate or (limit and page >= limit):
+        if not paginate:
             return
-        info = _single(_find(body, config.get("pagination_path") or "data.pageInfo"))
+        path = config.get("pagination_path") or "data.pageInfo"
+        info = _single(_find(body, path))
         has_next = config.get("pagination_has_next_field") or "hasNextPage"
-        if not isinstance(info, dict) or not info.get(has_next):
+        cursor_field = config.get("pagination_cursor_field") or "endCursor"
+        if not isinstance(info, dict) or has_next not in info or cursor_field not in info:
+            # Osiris stops here in silence; a wrong path would pass for a one-page result
+            ctx.emit(
+                "step.note",
+                note=f"pagination_path {path!r} has no {has_next} and {cursor_field} on "
+                f"page {page}: reading stopped there",
+            )
             return
-        cursor = info.get(config.get("pagination_cursor_field") or "endCursor")
+        if not info[has_next]:
+            return
+        if limit and page >= limit:
+            ctx.emit("step.note", note=f"stopped at max_pages {limit}: the API has more pages")
+            return
+        cursor = info[cursor_field]
         if cursor in (None, ""):
+            ctx.emit("step.note", note=f"page {page} says it has a next page but gives no {cursor_field}")
             return
         key = repr(cursor)
         if key in seen_cursors:

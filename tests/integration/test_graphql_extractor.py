@@ -49,7 +49,12 @@ NODES = [node(i) for i in range(25)]
 
 
 def project(
-    tmp: Path, pg_db, extra: str = "", auth: str = "auth_type: bearer", query: str = QUERY, literal: str = "x"
+    tmp: Path,
+    pg_db,
+    extra: str = "",
+    auth: str = "auth_type: bearer",
+    query: str = QUERY,
+    literal: str = "literal-header-value",
 ) -> Path:
     (tmp / "osiris_connections.yaml").write_text(f"""
 connections:
@@ -517,3 +522,21 @@ def test_a_server_that_is_gone_is_retried_then_named(tmp_path):
         f"step 'api': could not reach the GraphQL endpoint at http://127.0.0.1:{port}/graphql"
     )
     assert "after 2 attempt(s)" in message and "secret-in-query" not in message
+
+
+def test_a_pagination_path_that_matches_nothing_is_said_not_passed_off_as_one_page(tmp_path):
+    with GraphqlServer(NODES) as server:
+        table, seen = direct(tmp_path, server.url, pagination_path="data.pageInfo")
+        assert table.num_rows == 2 and len(server.requests) == 1
+        capped, notes = direct(tmp_path, server.url, max_pages=3)
+    assert (
+        "step.note",
+        {
+            "note": "pagination_path 'data.pageInfo' has no hasNextPage and endCursor on page 1: "
+            "reading stopped there"
+        },
+    ) in seen
+    assert (
+        capped.num_rows == 6
+        and ("step.note", {"note": "stopped at max_pages 3: the API has more pages"}) in notes
+    )
