@@ -120,6 +120,13 @@ class Http:
             self.requests += 1
             try:
                 response = self._send(url, body, headers, where)
+            except (httpx.LocalProtocolError, UnicodeEncodeError):
+                raise self.error(
+                    f"a request header for the {self.service} at {where} is not valid HTTP.",
+                    "Header names are single words (X-Api-Key) and values one line of ASCII text: check "
+                    "the token and `headers` of the connection and of the step.",
+                    "RequestError",
+                ) from None
             except httpx.TransportError as exc:  # connect, read, write and pool errors, timeouts
                 if attempt > self.max_retries:
                     raise self.error(

@@ -37,8 +37,11 @@ class GraphqlServer:
         default_page: int = 10,
         path: str = "orders",
         misbehave: str | None = None,
+        expect: tuple[str, str] | None = None,
     ):
         self.nodes = nodes
+        # the credential header it wants: (name, value); `token` means ("authorization", "Bearer <token>")
+        self.expect = expect or (("authorization", f"Bearer {token}") if token is not None else None)
         self.misbehave = misbehave
         self.path = path.split(".")
         self.token = token
@@ -75,7 +78,7 @@ class GraphqlServer:
             if self._throttled:
                 wait = self._throttled.pop(0)
                 return 429, {"message": "API rate limit exceeded"}, {"Retry-After": wait}
-        if self.token is not None and headers.get("authorization") != f"Bearer {self.token}":
+        if self.expect is not None and headers.get(self.expect[0]) != self.expect[1]:
             return 401, {"message": "Bad credentials", "errors": [{"message": "Bad credentials"}]}, {}
         if self.misbehave == "echo":
             return 400, {"message": f"bad request with headers {json.dumps(headers)}"}, {}

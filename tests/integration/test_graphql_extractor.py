@@ -7,6 +7,7 @@ Validation cases check each of the spec's constraints at its exact place in the 
 
 from __future__ import annotations
 
+import base64
 import json
 import tempfile
 import uuid
@@ -540,3 +541,41 @@ def test_a_pagination_path_that_matches_nothing_is_said_not_passed_off_as_one_pa
         capped.num_rows == 6
         and ("step.note", {"note": "stopped at max_pages 3: the API has more pages"}) in notes
     )
+
+
+@pytest.mark.parametrize(
+    ("auth", "connection", "expected"),
+    [
+        (
+            {"auth_type": "basic"},
+            {"auth_username": "zoë", "auth_token": "pä:ss"},
+            ("authorization", "Basic " + base64.b64encode("zoë:pä:ss".encode()).decode()),
+        ),
+        ({"auth_type": "api_key"}, {"auth_token": "k-123456"}, ("x-api-key", "k-123456")),
+        (
+            {"auth_type": "api_key", "auth_header_name": "X-Shop-Token"},
+            {"auth_token": "k-9"},
+            ("x-shop-token", "k-9"),
+        ),
+        ({"auth_type": "none", "headers": {"X-Token": "h-1"}}, {}, ("x-token", "h-1")),
+    ],
+)
+def test_basic_api_key_and_header_auth(tmp_path, auth, connection, expected):
+    from osiris_drivers import graphql_extractor
+    from osiris_drivers._common import StepContext
+
+    with GraphqlServer(NODES, expect=expected) as server:
+        ctx = StepContext("api", {"endpoint": server.url, **connection}, tmp_path, tmp_path)
+        config = {"query": "{ orders { nodes { id } } }", "data_path": "data.orders.nodes"} | auth
+        table = graphql_extractor.run({"id": "api", "config": config}, {}, ctx).read_all()
+    assert table.num_rows == 10 and len(server.requests) == 1
+
+
+@pytest.mark.parametrize("token", ["tok\r\nX-Injected: 1", "tök-🦀"])
+def test_a_token_that_is_not_a_header_value_is_one_error_without_it(tmp_path, token):
+    from osiris_drivers._common import StepError
+
+    with GraphqlServer(NODES, token="t" * 20) as server, pytest.raises(StepError) as caught:
+        direct(tmp_path, server.url, token)
+    assert caught.value.error_type == "RequestError" and server.requests == []
+    assert token not in caught.value.message + caught.value.hint

@@ -422,3 +422,52 @@ def test_local_and_e2b_runs_read_the_same_rows(tmp_path, pg_db, monkeypatch):
     assert "httpx" in PACKAGES and any(
         line.startswith("httpx==") for line in requirements_for(manifest).splitlines()
     )
+
+
+# -- the driver on its own: answers a client must not trust ---------------------------------------------
+
+
+def direct(tmp_path: Path, server: PosthogServer, key: str, **connection):
+    from osiris_drivers import posthog_extractor
+    from osiris_drivers._common import StepContext
+
+    seen: list[tuple[str, dict]] = []
+    conn = {"api_key": key, "project_id": "4242", "region": "self_hosted", "custom_base_url": server.url}
+    ctx = StepContext("ph", conn | connection, tmp_path, tmp_path, emit=lambda e, **f: seen.append((e, f)))
+    config = {"data_type": "events", "initial_since": "2025-06-05T00:00:00Z", "page_size": PAGE}
+    return posthog_extractor.run({"id": "ph", "config": config}, {}, ctx).read_all(), seen
+
+
+def test_another_project_is_a_404_naming_what_to_fix(tmp_path):
+    from osiris_drivers._common import StepError
+
+    with PosthogServer(DATA, api_key="phx_k") as server, pytest.raises(StepError) as caught:
+        direct(tmp_path, server, "phx_k", project_id="999")
+    assert "HTTP 404" in caught.value.message and "project_id and region" in caught.value.hint
+
+
+def test_a_retry_after_too_long_fails_at_once(tmp_path):
+    from osiris_drivers._common import StepError
+
+    with PosthogServer(DATA, api_key="phx_k") as server, pytest.raises(StepError) as caught:
+        server.throttle(1, retry_after="3600")
+        direct(tmp_path, server, "phx_k")
+    assert caught.value.error_type == "RateLimited" and "wait 3600 s" in caught.value.message
+
+
+def test_plain_http_to_a_remote_base_url_is_refused(tmp_path):
+    from osiris_drivers._common import StepError
+
+    with PosthogServer(DATA, api_key="phx_k") as server, pytest.raises(StepError) as caught:
+        direct(tmp_path, server, "phx_k", custom_base_url="http://posthog.example.com")
+    assert "plain http to posthog.example.com" in caught.value.message and server.queries == []
+
+
+def test_a_server_that_repeats_a_page_is_stopped(tmp_path):
+    """A server ignoring the keyset would send page 1 forever (as Osiris's whole-second keyset did)."""
+    from osiris_drivers._common import StepError
+
+    with PosthogServer(DATA, api_key="phx_k") as server, pytest.raises(StepError) as caught:
+        server.ignore_keyset = True
+        direct(tmp_path, server, "phx_k")
+    assert caught.value.error_type == "PaginationError" and len(server.queries) == 2
