@@ -27,6 +27,7 @@ MAX_WAIT_S = 120.0  # a server asking for a longer pause than this fails the ste
 MAX_BACKOFF_S = 30.0
 DETAIL_CHARS = 300  # how much of a server's error text a message quotes
 MAX_RESPONSE_BYTES = 256 << 20
+MIN_SECRET_LEN = 4
 
 
 def is_loopback(host: str) -> bool:
@@ -90,7 +91,8 @@ class Http:
 
         self.ctx = ctx
         self.service = service
-        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        # as the host's redactor: a value shorter than 4 characters cannot be cut without cutting words
+        self.secrets = sorted({s for s in secrets if len(s) >= MIN_SECRET_LEN}, key=len, reverse=True)
         self.fix_auth = fix_auth
         self.hints = hints or {}  # status → what to change, for statuses the service gives a meaning
         self.max_retries = max_retries
