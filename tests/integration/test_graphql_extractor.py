@@ -57,6 +57,7 @@ def project(
     query: str = QUERY,
     literal: str = "literal-header-value",
 ) -> Path:
+    """The pipeline and its connections; a one-letter header value must not cut letters out of messages."""
     (tmp / "osiris_connections.yaml").write_text(f"""
 connections:
   graphql:
