@@ -55,7 +55,7 @@ def project(
     extra: str = "",
     auth: str = "auth_type: bearer",
     query: str = QUERY,
-    literal: str = "literal-header-value",
+    literal: str = "x",
 ) -> Path:
     """The pipeline and its connections; a one-letter header value must not cut letters out of messages."""
     (tmp / "osiris_connections.yaml").write_text(f"""
