@@ -580,3 +580,24 @@ def test_a_token_that_is_not_a_header_value_is_one_error_without_it(tmp_path, to
         direct(tmp_path, server.url, token)
     assert caught.value.error_type == "RequestError" and server.requests == []
     assert token not in caught.value.message + caught.value.hint
+
+
+def test_a_public_api_runs_without_any_connections_file(tmp_path):
+    with GraphqlServer(NODES) as server:
+        pipeline = tmp_path / "public.yaml"
+        pipeline.write_text(f"""
+oml_version: "0.1.0"
+name: public-api
+steps:
+  - id: orders
+    component: graphql.extractor
+    mode: read
+    config:
+      endpoint: {server.url}
+      query: "{{ orders {{ nodes {{ id seq }} }} }}"
+      data_path: data.orders.nodes
+""")
+        proc = run_cli(pipeline, tmp_path / "out", {})
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    done = next(e for e in events(tmp_path / "out") if e["event"] == "step_complete")
+    assert done["rows_out"] == 10
