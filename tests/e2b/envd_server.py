@@ -359,7 +359,7 @@ class FakeSandbox:
         if argv[:3] == ["/bin/bash", "-l", "-c"] and len(argv) == 4:
             argv[3] = self.map_home(rewrite_cmd(argv[3]) if rewrite_cmd else argv[3])
             if self.path_prefix:  # after `bash -l` (the host's /etc/profile resets PATH), as in the image
-                argv[3] = f"export PATH={shlex.quote(self.path_prefix)}\"$PATH\"; {argv[3]}"
+                argv[3] = f'export PATH={shlex.quote(self.path_prefix)}"$PATH"; {argv[3]}'
         # Built like envd's: the user's basics, then the sandbox envs from create, then the request's.
         path = self.path_prefix + os.environ.get("PATH", "/usr/bin:/bin")
         env = {"PATH": path, "HOME": str(self.home), "USER": "user"}
