@@ -15,7 +15,10 @@ from pathlib import Path
 import pytest
 
 from osiris_action.run import Run, RunOptions, prepare, run_pipeline
+from osiris_action.sandbox.base import SandboxError
+from osiris_action.sandbox.local import LocalSandbox
 from tests.conftest import pg_execute
+from tests.e2b.envd_server import SimulatedPython
 
 ROWS = 1000
 # Secrets that are also words of the report: the driver file `_postgres.py`, the writer's component,
@@ -177,3 +180,15 @@ def test_a_worker_killed_mid_run_is_a_crash_with_its_signal_not_tampering(tmp_pa
     assert "killed by SIGKILL during step 'slow'" in report.error["message"]
     assert "hash parity" not in report.error["message"]
     assert report.hash_parity  # the files were verified before it died
+
+
+def test_the_local_interpreter_is_checked_before_the_worker_starts(tmp_path):
+    old = SimulatedPython(version="3.10.12").install(tmp_path) / "python3"
+    with LocalSandbox(python=str(old)) as box, pytest.raises(SandboxError) as info:
+        box.check_python()
+    assert info.value.message == "the sandbox's Python is 3.10.12; the worker needs Python 3.11 or newer"
+    with LocalSandbox(python=str(tmp_path / "missing")) as box, pytest.raises(SandboxError) as info:
+        box.check_python()
+    assert "could not be started" in info.value.message and "3.11" in info.value.hint
+    with LocalSandbox() as box:
+        box.check_python()  # this interpreter is new enough
