@@ -9,6 +9,7 @@ from osiris_drivers._common import StepContext, StepError
 from osiris_drivers._mysql import (
     CONNECTION_FIELDS,
     CONNECTION_POLICY,
+    UNKNOWN_DATABASE,
     connect,
     connection_params,
     error_from,
@@ -140,6 +141,14 @@ def run(step: dict, inputs: dict, ctx: StepContext) -> None:
             conn.commit()
     except BaseException as exc:
         _undo(conn, created, target)
+        if isinstance(exc, pymysql.MySQLError) and exc.args and exc.args[0] in UNKNOWN_DATABASE:
+            # the unknown database is the target's schema, which need not be the connection's database
+            raise StepError(
+                f"Database '{schema}' (the schema of {target}) does not exist on MySQL at "
+                f"{params.get('host')}:{params.get('port')}.",
+                "Create that database, or set `schema` on the step to a database that exists.",
+                "SQLError",
+            ) from None
         if isinstance(exc, pymysql.MySQLError):
             raise error_from(exc, params, f"writing to {target}", hint=_hint(exc)) from None
         if isinstance(exc, pa.ArrowException):

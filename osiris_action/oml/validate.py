@@ -46,14 +46,18 @@ class _Checker:
         self.doc = doc
         self.connections = connections
         self.found: list[Diagnostic] = []
+        self._seen: set[Diagnostic] = set()
         self.unsure_inputs: set[str | None] = set()  # steps with broken `needs`: tables left unchecked
 
     def add(
         self, path: tuple, severity: str, code: str, message: str, hint: str, part: str = "value", span=None
     ) -> None:
-        self.found.append(
-            Diagnostic(self.doc.file, span or self.doc.span(path, part), severity, code, message, hint)
-        )
+        found = Diagnostic(self.doc.file, span or self.doc.span(path, part), severity, code, message, hint)
+        # A config shared by YAML alias (`config: *common`) is checked once per step that uses it, but
+        # its findings sit where the value is written: one finding there, not one per step.
+        if found not in self._seen:
+            self._seen.add(found)
+            self.found.append(found)
 
     def _start(self, path: tuple) -> Span:
         """Where something missing from the mapping at `path` belongs: its first character only, since
