@@ -128,6 +128,8 @@ def markdown() -> str:
                     notes.append(f"{label} {prop[word]}")
             if "pattern" in prop:
                 notes.append(f"pattern `{prop['pattern']}`")
+            if "x-no-effect" in prop:
+                notes.append(f"accepted for Osiris pipelines, no effect: {prop['x-no-effect']} (OML080)")
             policy = spec["connection"].get(key)
             if policy:
                 notes.append(f"connection field ({policy} as override)")

@@ -417,6 +417,16 @@ class _Checker:
                 continue
             if _is_secret(name, config[name]):  # reported once, by _secrets
                 continue
+            why = props[name].get("x-no-effect")
+            if why:  # accepted so that Osiris pipelines validate, but nothing here reads it
+                self.add(
+                    (*cat, name),
+                    "warning",
+                    "OML080",
+                    f"'{name}' has no effect on {component.name} here: {why}",
+                    "Remove it; it is accepted only so that pipelines written for Osiris still validate.",
+                    "key",
+                )
             rule = policy.get(name)
             if isinstance(ref, str) and ref.startswith("@") and rule == "forbidden":
                 self.add(
