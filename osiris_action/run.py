@@ -238,11 +238,10 @@ class Run:
 
     def _keep(self, fetched, policy: ArtifactPolicy) -> None:
         """Diagnostic files are redacted in place; data files are never altered, only checked."""
-        known = Redactor(self.p.redactor.secrets, enabled=False)
         for rel, _size in fetched.downloaded:
             if not is_data(rel):
                 self.p.redactor.redact_file(self.out / rel)
-            elif holds_secret(self.out / rel, known.secrets):
+            elif holds_secret(self.out / rel, self.p.redactor.secrets):
                 self.report.warnings.append(
                     f"the data file {rel} contains a secret value of this run; it is kept unchanged "
                     "(outputs are never altered), so treat it as secret"

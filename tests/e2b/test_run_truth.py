@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from osiris_action.run import Run, RunOptions, prepare, run_pipeline
-from osiris_action.sandbox.base import SandboxError
+from osiris_action.sandbox.base import ArtifactPolicy, SandboxError
 from osiris_action.sandbox.e2b import VENV, E2BSandbox
 
 from .envd_server import OLD_PYTHON_CRASH, PEP_668_MESSAGE, SimulatedPython
@@ -127,3 +127,16 @@ def test_a_data_output_left_in_the_sandbox_is_listed_with_its_size_and_setting(
     summary = (out / "summary.md").read_text().replace("\\_", "_")  # undo Markdown's escapes
     assert "revenue_by_country.csv" in summary and "E2B_DOWNLOAD_DATA_ARTIFACTS=1" in summary
     assert f"{left['bytes']:,} bytes" in summary
+
+
+def test_each_file_left_behind_names_the_setting_that_brings_it_back():
+    mb = 1024 * 1024
+    policy = ArtifactPolicy(download_data=False, max_bytes=5 * mb)
+    assert policy.skip("data/x.csv", 10) == ("data file", "E2B_DOWNLOAD_DATA_ARTIFACTS=1")
+    assert policy.skip("data/x.csv", int(5.5 * mb)) == (
+        "larger than 5 MB",
+        "E2B_DOWNLOAD_DATA_ARTIFACTS=1 and E2B_ARTIFACT_MAX_MB=6",
+    )
+    assert policy.skip("artifacts/a/huge.log", 6 * mb) == ("larger than 5 MB", "E2B_ARTIFACT_MAX_MB=6")
+    assert policy.skip("artifacts/a/cleaned_config.json", 10) is None
+    assert ArtifactPolicy.everything().skip("data/x.csv", 10**10) is None

@@ -129,6 +129,12 @@ def test_data_files_come_back_byte_for_byte_and_a_secret_in_them_is_named(tmp_pa
     copy = tmp_path / "out" / "data" / "filesystem-local" / "out" / "copy.csv"
     written = (tmp_path / "data" / "in.csv").read_bytes()  # the writer keeps values and order
     assert copy.read_bytes() == written
+    # and it still matches the fingerprint the worker measured on the rows it wrote
+    import pyarrow.csv
+
+    from osiris_action.worker import fingerprint
+
+    assert fingerprint(pyarrow.csv.read_csv(copy)) == report.steps[-1].fingerprint
     assert [w for w in report.warnings if "data/filesystem-local/out/copy.csv" in w and "secret" in w]
     # the diagnostics around it are still masked
     assert "s3cr3t-value" not in (tmp_path / "out" / "report.json").read_text()
