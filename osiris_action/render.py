@@ -65,7 +65,7 @@ def text(report: RunReport) -> str:
         )
     matched = sum(r.match for r in report.parity)
     if not any(r.sandbox_sha256 for r in report.parity):  # the worker never reported a file
-        lines.append("  hash parity: not checked (the worker did not start)")
+        lines.append("  hash parity: not checked (the worker reported no file: it did not start, or crashed)")
     else:
         lines.append(
             f"  hash parity: {'OK' if report.hash_parity else 'FAILED'} "
@@ -180,9 +180,12 @@ def add_report(summary: Summary, report: RunReport) -> Summary:
                 for r in report.parity
             ],
         )
-        summary.details(
-            f"Hash parity: {ok}/{len(report.parity)} files match", inner, open=not report.hash_parity
-        )
+        if not any(r.sandbox_sha256 for r in report.parity):  # a crash before any check: no verdict
+            summary.details("Hash parity: not checked (the worker reported no file)", inner)
+        else:
+            summary.details(
+                f"Hash parity: {ok}/{len(report.parity)} files match", inner, open=not report.hash_parity
+            )
     if report.artifacts or report.skipped_artifacts:
         items = [inline_code(a) for a in report.artifacts]
         items += [line(inline_code(a["path"]), " ", _left_behind(a)) for a in report.skipped_artifacts]

@@ -60,6 +60,7 @@ def test_a_worker_that_cannot_import_is_a_crash_with_its_stderr(fake_with, quick
     assert "ImportError: cannot import name 'UTC'" in message
     assert "Traceback" in report.error["stderr"]
     assert "differs from the code uploaded" not in (out / "report.json").read_text()
+    assert "Hash parity: not checked (the worker reported no file)" in (out / "summary.md").read_text()
 
 
 def test_pep_668_python_installs_into_a_virtual_environment(fake_with, quickstart, tmp_path):
