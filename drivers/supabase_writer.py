@@ -117,6 +117,11 @@ SPEC = {
                     "resolution=ignore-duplicates",
                 ],
                 "default": "return=minimal",
+                "x-no-effect-values": {
+                    "return=minimal": "rows are never read back",
+                    "return=representation": "rows are never read back",
+                    "resolution=merge-duplicates": "upsert always updates the rows whose key exists",
+                },
             },
         },
     },

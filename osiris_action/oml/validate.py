@@ -418,12 +418,18 @@ class _Checker:
             if _is_secret(name, config[name]):  # reported once, by _secrets
                 continue
             why = props[name].get("x-no-effect")
+            value = config[name]
+            if not why and isinstance(value, str):
+                why = props[name].get("x-no-effect-values", {}).get(value)
+                name_shown = f"{name}: {value}"
+            else:
+                name_shown = name
             if why:  # accepted so that Osiris pipelines validate, but nothing here reads it
                 self.add(
                     (*cat, name),
                     "warning",
                     "OML080",
-                    f"'{name}' has no effect on {component.name} here: {why}",
+                    f"'{name_shown}' has no effect on {component.name} here: {why}",
                     "Remove it; it is accepted only so that pipelines written for Osiris still validate.",
                     "key",
                 )

@@ -461,7 +461,8 @@ def test_keys_accepted_for_osiris_validate_with_a_warning_that_they_do_nothing(t
         "  - id: read\n    component: mysql.extractor\n    mode: read\n"
         '    config: {connection: "@mysql.db", table: t, pool_size: 10, pool_recycle: 600, echo: true}\n'
         "  - id: load\n    component: supabase.writer\n    mode: write\n    needs: [read]\n"
-        '    config: {connection: "@supabase.main", table: t, returning: minimal, ddl_channel: psycopg2}\n'
+        '    config: {connection: "@supabase.main", table: t, returning: minimal, ddl_channel: psycopg2,\n'
+        "             prefer: return=representation}\n"
         "  - id: copy\n    component: mysql.writer\n    mode: write\n    needs: [read]\n"
         '    config: {connection: "@mysql.db", table: t2, pool_size: 2, echo: false}\n'
     )
@@ -470,7 +471,7 @@ def test_keys_accepted_for_osiris_validate_with_a_warning_that_they_do_nothing(t
     warned = sorted((d.line, d.message.split("'")[1]) for d in found.diagnostics if d.code == "OML080")
     assert warned == [
         (7, "echo"), (7, "pool_recycle"), (7, "pool_size"),
-        (12, "ddl_channel"), (12, "returning"),
-        (17, "echo"), (17, "pool_size"),
+        (12, "ddl_channel"), (12, "returning"), (13, "prefer: return=representation"),
+        (18, "echo"), (18, "pool_size"),
     ]  # fmt: skip
     assert all(d.severity == "warning" for d in found.diagnostics if d.code == "OML080")
