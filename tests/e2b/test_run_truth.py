@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from e2b import CommandExitException, Sandbox
 
 from osiris_action.run import Run, RunOptions, prepare, run_pipeline
 from osiris_action.sandbox.base import ArtifactPolicy, SandboxError
@@ -65,14 +66,12 @@ def test_a_worker_that_cannot_import_is_a_crash_with_its_stderr(fake_with, quick
 
 def test_pep_668_python_installs_into_a_virtual_environment(fake_with, quickstart, tmp_path):
     fake = fake_with(python=SimulatedPython(externally_managed=True))
-    # the simulation refuses the system install exactly as a Debian python3 does
-    with E2BSandbox(api_key=fake.api_key) as box:
-        box.prepare({"requirements.txt": b"duckdb\n"})
-        output: list[str] = []
-        code = box._command(
-            "python3 -m pip install -r requirements.txt 2>&1", {}, 30, output.append, print, "t"
-        )
-    assert code == 1 and "externally-managed-environment" in "".join(output)
+    # the simulated image refuses the system install exactly as a Debian python3 does
+    with Sandbox.create(api_key=fake.api_key) as sbx:
+        sbx.files.write("/home/user/requirements.txt", "duckdb\n")
+        with pytest.raises(CommandExitException) as refused:
+            sbx.commands.run("python3 -m pip install -r requirements.txt", cwd="/home/user", timeout=30)
+    assert refused.value.exit_code == 1 and "externally-managed-environment" in refused.value.stderr
 
     report, out = run_pipeline(
         quickstart, _e2b(tmp_path, install_deps=True), lambda _: None, dict(os.environ)
