@@ -61,7 +61,11 @@ SPEC = {
             "offset": {"type": "integer", "minimum": 0, "default": 0},
             "timeout": {"type": "integer", "minimum": 1, "default": 30},
             "retries": {"type": "integer", "minimum": 0, "default": 3},
-            "tables": {"type": "array", "items": {"type": "string"}},
+            "tables": {
+                "type": "array",
+                "items": {"type": "string"},
+                "x-no-effect": "a step reads one table: `table`",
+            },
         },
     },
     "constraints": [],

@@ -100,12 +100,15 @@ SPEC = {
                     {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1},
                 ]
             },
-            "returning": {"type": "string", "default": "minimal"},
+            "returning": {"type": "string", "x-no-effect": "rows are written in bulk and never read back"},
             "create_if_missing": {"type": "boolean", "default": True},
             "batch_size": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
             "timeout": {"type": "integer", "minimum": 5, "maximum": 300, "default": 30},
             "retries": {"type": "integer", "minimum": 0, "maximum": 10, "default": 3},
-            "ddl_channel": {"enum": ["auto", "http_sql", "psycopg2"], "default": "auto"},
+            "ddl_channel": {
+                "enum": ["auto", "http_sql", "psycopg2"],
+                "x-no-effect": "DDL always runs on the SQL channel (pg_dsn), in the write's transaction",
+            },
             "prefer": {
                 "enum": [
                     "return=minimal",
@@ -114,6 +117,11 @@ SPEC = {
                     "resolution=ignore-duplicates",
                 ],
                 "default": "return=minimal",
+                "x-no-effect-values": {
+                    "return=minimal": "rows are never read back",
+                    "return=representation": "rows are never read back",
+                    "resolution=merge-duplicates": "upsert always updates the rows whose key exists",
+                },
             },
         },
     },

@@ -34,7 +34,7 @@ from osiris_action.isolation import cleanup, schema_for
 from osiris_action.pipelines import Checked, Checker, discover
 from osiris_action.redact import Redactor
 from osiris_action.render import add_report, findings, line
-from osiris_action.report import INCOMPATIBLE, RunReport
+from osiris_action.report import INCOMPATIBLE, RunReport, shown_data
 from osiris_action.run import Run, RunOptions, new_run_id, prepare
 
 MODES = ("validate", "compile", "run", "plan", "cleanup")
@@ -571,7 +571,9 @@ def _write_report(outcome: Outcome, out_root: Path, redactor: Redactor) -> None:
         "errors": outcome.errors,
     }
     out_root.mkdir(parents=True, exist_ok=True)
-    (out_root / "report.json").write_text(redactor.redact(json.dumps(data, indent=2, sort_keys=True)) + "\n")
+    # redacted as a structure: masking the JSON text would break it where a secret is also a number
+    shown = shown_data(data, redactor)
+    (out_root / "report.json").write_text(json.dumps(shown, indent=2, sort_keys=True) + "\n")
 
 
 def _outputs(outcome: Outcome, env, out_root: Path, workspace: Path) -> None:

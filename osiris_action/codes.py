@@ -72,6 +72,8 @@ CODES: dict[str, Code] = {
     "OML062": Code("Query is not a SELECT", "warning"),
     # Compilation
     "OML070": Code("Unresolved parameter", "error"),
+    # Accepted for compatibility with Osiris
+    "OML080": Code("Config key has no effect here", "warning"),
     "OML090": Code("Implicit dependency on the previous step", "notice"),
     # Connections file
     "CON001": Code("Malformed connections file", "error"),

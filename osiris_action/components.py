@@ -133,6 +133,10 @@ def markdown() -> str:
                     notes.append(f"{label} {prop[word]}")
             if "pattern" in prop:
                 notes.append(f"pattern `{prop['pattern']}`")
+            for value, why in prop.get("x-no-effect-values", {}).items():
+                notes.append(f"`{value}` has no effect: {why} (OML080)")
+            if "x-no-effect" in prop:
+                notes.append(f"accepted for Osiris pipelines, no effect: {prop['x-no-effect']} (OML080)")
             policy = spec["connection"].get(key)
             if policy:
                 notes.append(f"connection field ({policy} as override)")

@@ -66,13 +66,15 @@ def text(report: RunReport) -> str:
         )
     matched = sum(r.match for r in report.parity)
     if not any(r.sandbox_sha256 for r in report.parity):  # the worker never reported a file
-        lines.append("  hash parity: not checked (the worker did not start)")
+        lines.append("  hash parity: not checked (the worker reported no file: it did not start, or crashed)")
     else:
         lines.append(
             f"  hash parity: {'OK' if report.hash_parity else 'FAILED'} "
             f"({matched}/{len(report.parity)} files match)"
         )
     lines += _error_lines(report.error, "  ", "error: ")
+    lines += [f"  warning: {warning}" for warning in report.warnings]
+    lines += [f"  left in the sandbox: {a['path']} {_left_behind(a)}" for a in report.skipped_artifacts]
     return "\n".join(lines) + "\n"
 
 
@@ -145,6 +147,8 @@ def add_report(summary: Summary, report: RunReport) -> Summary:
         summary.paragraph(line(Raw("<b>Run error:</b> "), report.error.get("message", "")))
         if report.error.get("hint"):
             summary.paragraph(f"Hint: {report.error['hint']}")
+    if report.warnings:
+        summary.list([line("⚠️ ", warning) for warning in report.warnings])
     add_plan(summary, report)
     if report.writes:
         summary.table(
@@ -179,16 +183,25 @@ def add_report(summary: Summary, report: RunReport) -> Summary:
                 for r in report.parity
             ],
         )
-        summary.details(
-            f"Hash parity: {ok}/{len(report.parity)} files match", inner, open=not report.hash_parity
-        )
+        if not any(r.sandbox_sha256 for r in report.parity):  # a crash before any check: no verdict
+            summary.details("Hash parity: not checked (the worker reported no file)", inner)
+        else:
+            summary.details(
+                f"Hash parity: {ok}/{len(report.parity)} files match", inner, open=not report.hash_parity
+            )
     if report.artifacts or report.skipped_artifacts:
         items = [inline_code(a) for a in report.artifacts]
-        items += [
-            line(inline_code(a["path"]), f" not downloaded: {a['reason']}") for a in report.skipped_artifacts
-        ]
-        summary.details(f"Artifacts ({len(report.artifacts)})", Summary().list(items))
+        items += [line(inline_code(a["path"]), " ", _left_behind(a)) for a in report.skipped_artifacts]
+        left = f", {len(report.skipped_artifacts)} left in the sandbox" if report.skipped_artifacts else ""
+        summary.details(f"Artifacts ({len(report.artifacts)}{left})", Summary().list(items))
     return summary
+
+
+def _left_behind(artifact: dict) -> str:
+    """An output the download policy left in the sandbox: its size and the setting that brings it back."""
+    size = f"({artifact['bytes']:,} bytes) " if isinstance(artifact.get("bytes"), int) else ""
+    setting = f"; set {artifact['setting']} to bring it back" if artifact.get("setting") else ""
+    return f"{size}not downloaded: {artifact['reason']}{setting}"
 
 
 def add_plan(summary: Summary, report: RunReport) -> None:

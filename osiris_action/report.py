@@ -1,8 +1,15 @@
-"""The run report, built from the worker's events alone, so local and E2B runs report the same way."""
+"""The run report, built from the worker's events alone, so local and E2B runs report the same way.
+
+`apply` folds the worker's raw events in, so every check reads what the worker measured; `shown` is
+the copy that may leave the process, with every known secret masked (docs/report.md).
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from osiris_action.redact import Redactor
 
 from pydantic import BaseModel, Field
 
@@ -91,7 +98,10 @@ class RunReport(BaseModel):
     targets: list[TargetPlan] = Field(default_factory=list)
     parity: list[ParityRow] = Field(default_factory=list)
     hash_parity: bool = False
+    completed: bool = False  # the worker reported run_complete; without it the worker crashed
+    exit_code: int | None = None  # the worker's exit status, as the sandbox reported it
     error: dict[str, str] | None = None
+    warnings: list[str] = Field(default_factory=list)
     artifacts: list[str] = Field(default_factory=list)
     skipped_artifacts: list[dict[str, Any]] = Field(default_factory=list)
     bytes_uploaded: int = 0
@@ -124,7 +134,7 @@ def new_report(
 
 
 def apply(report: RunReport, event: dict[str, Any]) -> None:
-    """Fold one (already redacted) worker event into the report."""
+    """Fold one raw worker event into the report (raw: checks must see what the worker measured)."""
     name = event.get("event")
     step = report.step(event.get("step_id", "")) if event.get("step_id") else None
     if name == "step_start" and step:
@@ -180,6 +190,7 @@ def apply(report: RunReport, event: dict[str, Any]) -> None:
                 )
             )
     elif name == "run_complete":
+        report.completed = True
         report.duration_ms = event.get("duration_ms")
         if event.get("status") == "success":
             report.status = "success"
@@ -214,3 +225,47 @@ def finish(report: RunReport, cancelled: bool = False) -> None:
         report.status = "cancelled"
     elif report.status == "success" and (incompatible or not complete):
         report.status = "failure"
+
+
+def shown(report: RunReport, redactor: Redactor) -> RunReport:
+    """The copy of a finished report that may be printed or written: every string redacted.
+
+    Verdicts are decided on the raw report before this copy is made. Numbers and the enumerated words
+    (status, mode, state) stay as they are in the model, which needs them typed; every renderer
+    redacts its text again, and `shown_data` masks them when the report is serialised.
+    """
+    raw = report.model_dump(by_alias=True)
+    return RunReport.model_validate(_keep_words(raw, redactor.redact_obj(raw)))
+
+
+_WORDS = ("status", "mode", "state")  # typed words: a password "success" must not break the model
+
+
+def _keep_words(raw: Any, redacted: Any) -> Any:
+    if isinstance(raw, dict) and isinstance(redacted, dict) and len(raw) == len(redacted):
+        return {
+            # the model's own keys stay as they are: a password "rows" must not rename `rows_in`
+            old: raw[old] if old in _WORDS else _keep_words(raw[old], redacted[key])
+            for old, key in zip(raw, redacted, strict=True)
+        }
+    if isinstance(raw, list) and isinstance(redacted, list):
+        return [_keep_words(a, b) for a, b in zip(raw, redacted, strict=True)]
+    return redacted
+
+
+def shown_data(obj: Any, redactor: Redactor) -> Any:
+    """A JSON-like structure as it may be written: strings redacted, and a number whose digits contain a
+    known secret (a password `1000`, a row count 21000) replaced by the mask, so the secret never shows
+    and the JSON stays valid (masking the serialised text instead would leave `"rows": ***`)."""
+    from osiris_action.redact import MASK
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: walk(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [walk(item) for item in value]
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return MASK if redactor.redact(str(value)) != str(value) else value
+        return value
+
+    return walk(redactor.redact_obj(obj))

@@ -1,7 +1,11 @@
 """One pipeline run: compile, bundle, sandbox, stream events, check parity, fetch, report.
 
-Everything that leaves this process (the console, events.jsonl, artifacts, report.json, summary.md)
-passes through one Redactor that knows every secret value this run resolved.
+The report is built from the worker's raw events: parity, row counts and verdicts are computed on what
+the worker said, never on a redacted copy (a password such as `postgres` would otherwise rewrite the
+file name `_postgres.py` and fail parity). Everything shown (the console, events.jsonl, diagnostic
+artifacts, report.json, summary.md, the report handed back to callers) passes through one Redactor that
+knows every secret value this run resolved. Output data files are never rewritten: a data file that
+holds a known secret is named in the report's warnings instead.
 """
 
 from __future__ import annotations
@@ -27,8 +31,8 @@ from osiris_action.manifest import load as load_manifest
 from osiris_action.manifest import verify as verify_manifest
 from osiris_action.pipelines import Checker, display_path
 from osiris_action.redact import Redactor
-from osiris_action.report import RunReport, apply, check_parity, finish, new_report
-from osiris_action.sandbox.base import ArtifactPolicy, Sandbox, SandboxError
+from osiris_action.report import RunReport, apply, check_parity, finish, new_report, shown, shown_data
+from osiris_action.sandbox.base import MIN_PYTHON, ArtifactPolicy, Sandbox, SandboxError, is_data
 
 EXIT_PARITY = 3
 
@@ -183,6 +187,7 @@ class Run:
             self.sandbox.stop()
 
     def execute(self) -> RunReport:
+        """Run, then write the outputs; returns the report as it may be shown (secrets masked)."""
         try:
             self.out.mkdir(parents=True, exist_ok=True)
             self._events = (self.out / "events.jsonl").open("w", encoding="utf-8")
@@ -194,16 +199,13 @@ class Run:
         try:
             self._execute()
         except SandboxError as exc:
-            self.report.error = {
-                "message": self.p.redactor.redact(exc.message),
-                "hint": exc.hint,
-                "stderr": self.p.redactor.redact(exc.stderr_tail),
-            }
+            self.report.error = {"message": exc.message, "hint": exc.hint, "stderr": exc.stderr_tail}
         finally:
             self._events.close()
             finish(self.report, cancelled=self.cancelled.is_set())
+            self.report.warnings += masked_names(self.report, self.p.redactor)
             self._write_outputs()
-        return self.report
+        return shown(self.report, self.p.redactor)
 
     def _execute(self) -> None:
         bundle = self.p.bundle
@@ -212,6 +214,7 @@ class Run:
             self.sandbox = sandbox
             if self.cancelled.is_set():
                 return
+            sandbox.check_python()
             host_hashes = sandbox.prepare(bundle.files)
             if "requirements.txt" in bundle.files and (
                 self.options.install_deps or sandbox.missing_imports()
@@ -222,39 +225,34 @@ class Run:
             env = {**self.p.env, "OSIRIS_BUNDLE_SHA256": seal}
             command = [sandbox.python, "worker.py", "--run-id", self.run_id]
             code = sandbox.run(command, env, self.options.timeout, self._on_line)
+            self.report.exit_code = code
             check_parity(self.report, host_hashes, self.verified)
-            if code not in (0, 1) and not self.cancelled.is_set() and self.report.error is None:
-                tail = self.p.redactor.redact(getattr(sandbox, "stderr_tail", ""))
-                running = next((s.id for s in self.report.steps if s.status == "running"), None)
-                during = f" during step '{running}'" if running else ""
-                if code < 0:
-                    name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
-                    message = (
-                        f"the worker was killed by {name}{during} (out of memory, or stopped from outside)"
-                    )
-                else:
-                    message = f"the worker exited with code {code}{during}"
-                last = tail.strip().splitlines()[-1:] if tail.strip() else []
-                self.report.error = {
-                    "message": message + (f"; its last line: {last[0]}" if last else ""),
-                    "hint": "The last lines it printed are in report.json (`error.stderr`).",
-                    "stderr": tail,
-                }
-            if not self.report.hash_parity and self.report.error is None:
-                self.report.error = {
-                    "message": "hash parity failed: the code that ran differs from the code uploaded",
-                    "hint": "See the parity table; rerun the job.",
-                }
-            download = self.options.download_data
-            if download is None and sandbox.name == "local":
-                download = True  # nothing crosses a network: bring the outputs back
-            fetched = sandbox.fetch(self.out, ArtifactPolicy.from_env(self.environ, download))
-            for rel, _size in fetched.downloaded:
+            if not self.cancelled.is_set() and self.report.error is None:
+                self.report.error = worker_error(self.report, code, getattr(sandbox, "stderr_tail", ""))
+            if sandbox.name == "local":  # nothing crosses a network: every output comes back
+                policy = ArtifactPolicy.everything()
+            else:
+                policy = ArtifactPolicy.from_env(self.environ, self.options.download_data)
+            fetched = sandbox.fetch(self.out, policy)
+            self._keep(fetched, policy)
+
+    def _keep(self, fetched, policy: ArtifactPolicy) -> None:
+        """Diagnostic files are redacted in place; data files are never altered, only checked."""
+        for rel, _size in fetched.downloaded:
+            if not is_data(rel):
                 self.p.redactor.redact_file(self.out / rel)
-            self.report.artifacts = [rel for rel, _ in fetched.downloaded]
-            self.report.skipped_artifacts = [
-                {"path": r, "bytes": s, "reason": why} for r, s, why in fetched.skipped
-            ]
+            elif holds_secret(self.out / rel, self.p.redactor.secrets):
+                self.report.warnings.append(
+                    f"the data file {rel} contains a secret value of this run; it is kept unchanged "
+                    "(outputs are never altered), so treat it as secret"
+                )
+        self.report.artifacts = [rel for rel, _ in fetched.downloaded]
+        for rel, size, why in fetched.skipped:
+            skipped = policy.skip(rel, size)
+            entry = {"path": rel, "bytes": size, "reason": why}
+            if skipped:
+                entry["reason"], entry["setting"] = skipped
+            self.report.skipped_artifacts.append(entry)
 
     def _on_line(self, line: str) -> None:
         try:
@@ -263,10 +261,10 @@ class Run:
             return  # the worker prints nothing but events; anything else is noise from a library
         if not isinstance(event, dict):
             return
-        event = self.p.redactor.redact_obj(event)
-        self._events.write(json.dumps(event, ensure_ascii=False, sort_keys=True) + "\n")
+        shown_event = shown_data(event, self.p.redactor)
+        self._events.write(json.dumps(shown_event, ensure_ascii=False, sort_keys=True) + "\n")
         self._events.flush()
-        if event.get("event") == "driver_file_verified":
+        if event.get("event") == "driver_file_verified":  # the raw path and hash: parity reads these
             self.verified[str(event.get("path"))] = event.get("sha256")
         apply(self.report, event)
         self._progress(event)
@@ -275,24 +273,109 @@ class Run:
         name, sid = event.get("event"), event.get("step_id")
         if name == "step_complete":
             rows = f"{event.get('rows_in', 0):,} → {event.get('rows_out', 0):,} rows"
-            self.on_progress(f"  ok    {sid:<28} {rows:<26} {event.get('duration_ms', 0) / 1000:6.2f} s")
+            self._say(f"  ok    {sid:<28} {rows:<26} {event.get('duration_ms', 0) / 1000:6.2f} s")
         elif name == "step_planned" and (event.get("columns") or event.get("note")):
             columns = ", ".join(f"{c['name']} {c['type']}" for c in event.get("columns") or [])
-            self.on_progress(f"  plan  {sid:<28} {(columns or event.get('note') or '')[:80]}")
+            self._say(f"  plan  {sid:<28} {(columns or event.get('note') or '')[:80]}")
         elif name == "plan.target":  # a writer produces no columns: show its target instead
             where = ".".join(str(part) for part in (event.get("schema"), event.get("table")) if part)
-            self.on_progress(f"  plan  {sid:<28} {where}: {event.get('state')}")
+            self._say(f"  plan  {sid:<28} {where}: {event.get('state')}")
         elif name == "step_failed":
-            self.on_progress(f"  FAIL  {sid:<28} {event.get('message')}")
+            self._say(f"  FAIL  {sid:<28} {event.get('message')}")
+
+    def _say(self, line: str) -> None:
+        self.on_progress(self.p.redactor.redact(line))
 
     def _write_outputs(self) -> None:
         from osiris_action.render import markdown
 
         redact = self.p.redactor.redact
-        (self.out / "manifest.json").write_bytes(self.p.manifest_bytes)
-        report_json = json.dumps(self.report.model_dump(by_alias=True), indent=2, sort_keys=True)
-        (self.out / "report.json").write_text(redact(report_json) + "\n", encoding="utf-8")
-        (self.out / "summary.md").write_text(redact(markdown([self.report])), encoding="utf-8")
+        manifest = shown_data(self.p.manifest, self.p.redactor)
+        if manifest == self.p.manifest:
+            (self.out / "manifest.json").write_bytes(self.p.manifest_bytes)
+        else:  # a secret that is also a word of the pipeline: never shown, even there
+            (self.out / "manifest.json").write_bytes(canonical_bytes(manifest))
+            self.report.warnings.append(
+                "manifest.json in the run folder has secret values masked, so it no longer matches the "
+                "manifest fingerprint; `osiris-action compile` rebuilds the original"
+            )
+        data = shown_data(self.report.model_dump(by_alias=True), self.p.redactor)
+        report_json = json.dumps(data, indent=2, sort_keys=True)
+        (self.out / "report.json").write_text(report_json + "\n", encoding="utf-8")
+        summary = markdown([shown(self.report, self.p.redactor)])
+        (self.out / "summary.md").write_text(redact(summary), encoding="utf-8")
+
+
+def worker_error(report: RunReport, code: int, stderr_tail: str) -> dict[str, str] | None:
+    """Why the worker failed, from its exit status and events; None when it ended on its own terms.
+
+    A worker that never reported `run_complete` crashed (a Python too old, an import error, a killed
+    interpreter): that is said with its exit status and the tail of its stderr, never as tampering.
+    Hash parity is judged only for a worker that finished.
+    """
+    running = next((s.id for s in report.steps if s.status == "running"), None)
+    during = (
+        f" during step '{running}'" if running else (" before its first step" if not report.completed else "")
+    )
+    if not report.completed or code not in (0, 1, EXIT_PARITY):
+        if code < 0:
+            # E2B reports every killed command as -1 without naming the signal
+            signals = {s.value: s.name for s in signal.Signals} if code != -1 else {}
+            name = signals.get(-code, "a signal")
+            message = f"the worker was killed by {name}{during} (out of memory, or stopped from outside)"
+        elif not report.completed:
+            message = f"the worker crashed{during} (exit code {code}) without finishing its report"
+        else:
+            message = f"the worker exited with code {code}{during}"
+        last = stderr_tail.strip().splitlines()[-1:]
+        return {
+            "message": message + (f"; its last line: {last[0]}" if last else ""),
+            "hint": "Its last lines are in report.json (`error.stderr`). The worker needs Python "
+            + ".".join(map(str, MIN_PYTHON))
+            + "+ and the packages of requirements.txt in the sandbox.",
+            "stderr": stderr_tail,
+        }
+    if not report.hash_parity:
+        return {
+            "message": "hash parity failed: the code that ran differs from the code uploaded",
+            "hint": "See the parity table; rerun the job.",
+        }
+    return None
+
+
+def holds_secret(path: Path, secrets: frozenset[str], block: int = 1 << 22) -> bool:
+    """Whether a known secret value occurs in the file, read in blocks (a data file may be large)."""
+    needles = [s.encode("utf-8", "surrogateescape") for s in secrets]
+    if not needles:
+        return False
+    overlap = max(len(n) for n in needles) - 1
+    tail = b""
+    with path.open("rb") as handle:
+        while chunk := handle.read(block):
+            window = tail + chunk
+            if any(n in window for n in needles):
+                return True
+            tail = window[-overlap:] if overlap else b""
+    return False
+
+
+def masked_names(report: RunReport, redactor: Redactor) -> list[str]:
+    """A warning when a secret is also a word of the report's own names (a password `postgres` masks
+    the file `_postgres.py`): those names show as *** everywhere, which the reader should know."""
+    names = (
+        [r.path for r in report.parity] + [s.id for s in report.steps] + [s.component for s in report.steps]
+    )
+    names += [str(w.table) for w in report.writes] + [
+        c["name"] for s in report.steps for c in s.columns or []
+    ]
+    hit = sorted({n for n in names if redactor.redact(n) != n})
+    if not hit:
+        return []
+    return [
+        f"a secret value of this run is also part of {len(hit)} name(s) in this report (file, step, "
+        "table or column names); it is masked wherever it occurs, so those names show ***. Checks were "
+        "made on the unmasked values. Use a secret that is not a common word."
+    ]
 
 
 def run_pipeline(

@@ -32,6 +32,7 @@ _constructor = yaml.constructor.SafeConstructor()
 
 Path_ = tuple[Any, ...]
 _BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+_BREAK_KEEP = re.compile("(\r\n|[\r\n\x85\u2028\u2029])")  # split, keeping each break
 
 
 @dataclass
@@ -311,6 +312,9 @@ def load_text(text: str, file: str) -> tuple[Document, list[Diagnostic]]:
     except LoadError as exc:
         return doc, [exc.diagnostic]
     except yaml.MarkedYAMLError as exc:
+        unclosed = _unclosed(exc, file, text)
+        if unclosed is not None:
+            return doc, [unclosed]
         mark = exc.problem_mark or exc.context_mark
         span = Span(mark.line + 1, mark.column + 1) if mark else Span(1, 1)
         problem = exc.problem or "invalid YAML"
@@ -355,6 +359,29 @@ def load_text(text: str, file: str) -> tuple[Document, list[Diagnostic]]:
 
 
 _YAML_HINT = "Check indentation, quotes and colons near this position."
+
+
+def _unclosed(exc: yaml.MarkedYAMLError, file: str, text: str) -> Diagnostic | None:
+    """Something opened (a quote, a bracket) and the file ended before it closed: the end of the file is
+    no place to look, so the finding points where it opened and names both positions."""
+    opened, end = exc.context_mark, exc.problem_mark
+    if opened is None or end is None or (opened.line, opened.column) == (end.line, end.column):
+        return None
+    after = "".join(_BREAK_KEEP.split(text)[end.line * 2 :])[end.column :]
+    if "end of stream" not in (exc.problem or "") and after.strip():
+        return None
+    what = (exc.context or "a value").removeprefix("while scanning ").removeprefix("while parsing ")
+    why = "" if "end of stream" in (exc.problem or "") else f" ({exc.problem})"
+    return Diagnostic(
+        file,
+        Span(opened.line + 1, opened.column + 1),
+        "error",
+        "OML001",
+        f"YAML syntax error: {what} opened at line {opened.line + 1}, column {opened.column + 1} is never "
+        f"closed; the file ends at line {end.line + 1}, column {end.column + 1}{why}",
+        "Close it where the value ends (a quote inside a quoted value is written twice in single quotes, "
+        'or as \\" in double quotes).',
+    )
 
 
 def load_file(path: Path, display: str | None = None) -> tuple[Document, list[Diagnostic]]:

@@ -48,14 +48,18 @@ class _Checker:
         self.doc = doc
         self.connections = connections
         self.found: list[Diagnostic] = []
+        self._seen: set[Diagnostic] = set()
         self.unsure_inputs: set[str | None] = set()  # steps with broken `needs`: tables left unchecked
 
     def add(
         self, path: tuple, severity: str, code: str, message: str, hint: str, part: str = "value", span=None
     ) -> None:
-        self.found.append(
-            Diagnostic(self.doc.file, span or self.doc.span(path, part), severity, code, message, hint)
-        )
+        found = Diagnostic(self.doc.file, span or self.doc.span(path, part), severity, code, message, hint)
+        # A config shared by YAML alias (`config: *common`) is checked once per step that uses it, but
+        # its findings sit where the value is written: one finding there, not one per step.
+        if found not in self._seen:
+            self._seen.add(found)
+            self.found.append(found)
 
     def _start(self, path: tuple) -> Span:
         """Where something missing from the mapping at `path` belongs: its first character only, since
@@ -415,6 +419,22 @@ class _Checker:
                 continue
             if _is_secret(name, config[name]):  # reported once, by _secrets
                 continue
+            why = props[name].get("x-no-effect")
+            value = config[name]
+            if not why and isinstance(value, str):
+                why = props[name].get("x-no-effect-values", {}).get(value)
+                name_shown = f"{name}: {value}"
+            else:
+                name_shown = name
+            if why:  # accepted so that Osiris pipelines validate, but nothing here reads it
+                self.add(
+                    (*cat, name),
+                    "warning",
+                    "OML080",
+                    f"'{name_shown}' has no effect on {component.name} here: {why}",
+                    "Remove it; it is accepted only so that pipelines written for Osiris still validate.",
+                    "key",
+                )
             rule = policy.get(name)
             if isinstance(ref, str) and ref.startswith("@") and rule == "forbidden":
                 self.add(

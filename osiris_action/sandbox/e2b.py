@@ -27,16 +27,19 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from osiris_action.sandbox.base import (
+    PYTHON_PROBE,
     ArtifactPolicy,
     Fetched,
     LineHandler,
     Sandbox,
     SandboxError,
     SandboxTimeout,
+    python_problem,
 )
 
 HOME = "/home/user"
 WORKDIR = f"{HOME}/osiris"
+VENV = f"{HOME}/.osiris-venv"  # outside the bundle folder, so it is never listed as an artifact
 LIFETIME_MARGIN = 300  # seconds the sandbox outlives the run timeout: create, upload, fetch, teardown
 UNLIMITED_RUN_LIFETIME = 3600  # seconds, when the run itself has no timeout (the Hobby tier's maximum)
 INSTALL_TIMEOUT = 900  # seconds for `pip install -r requirements.txt`
@@ -114,8 +117,27 @@ class E2BSandbox(Sandbox):
 
     # -- the contract --------------------------------------------------------------------------------
 
+    def check_python(self) -> None:
+        """Create the sandbox and ask its interpreter for its version, before anything is uploaded."""
+        self._create()
+        output: list[str] = []
+        code = self._command(
+            shlex.join([self.python, "-c", PYTHON_PROBE]) + " 2>&1",
+            dict(BASE_ENV),
+            CHECK_TIMEOUT,
+            output.append,
+            lambda _chunk: None,
+            "checking the sandbox's Python",
+            cwd=HOME,  # the bundle folder does not exist yet
+        )
+        if code == STOPPED and self._stopped.is_set():
+            return
+        problem = python_problem(self.python, code, "".join(output))
+        if problem is not None:
+            raise problem
+
     def prepare(self, files: dict[str, bytes]) -> dict[str, str]:
-        """Create the sandbox and upload the whole bundle in one multipart request."""
+        """Create the sandbox (if check_python has not) and upload the whole bundle in one request."""
         self.uploaded = set(files)
         self._requirements = files.get("requirements.txt")
         sandbox = self._create()
@@ -125,19 +147,26 @@ class E2BSandbox(Sandbox):
         return {rel: hashlib.sha256(data).hexdigest() for rel, data in files.items()}
 
     def install(self, out: Path) -> None:
-        """`pip install -r requirements.txt` in the sandbox, with its log kept under out/.
+        """Install requirements.txt into a virtual environment in the sandbox; its log goes under out/.
 
-        Only on request (--install-deps): a template with the pins baked in (see template.py) starts
-        without it. The sandbox's lifetime is extended by the install budget first, so a slow install
-        does not eat into the time the run was promised.
+        A virtual environment, because a distribution's Python refuses `pip install` into itself (PEP 668,
+        "externally-managed-environment") and a user-site install may not be on its path. It sees the
+        template's own packages (--system-site-packages), so pip fetches only what is missing; the
+        worker then runs with the environment's interpreter. Done when asked (--install-deps) or when
+        the template lacks a package; a template with the pins baked in (see template.py) skips it. The
+        sandbox's lifetime is extended by the install budget first, so a slow install does not eat into
+        the time the run was promised.
         """
         if self._requirements is None:
             return
         log_path = out / PIP_LOG
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._extend_lifetime(INSTALL_TIMEOUT)
-        pip = [self.python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
-        command = shlex.join([*pip, "--progress-bar", "off", "-r", "requirements.txt"]) + " 2>&1"
+        venv_python = posixpath.join(VENV, "bin", "python")
+        create = [self.python, "-m", "venv", "--system-site-packages", VENV]
+        pip = [venv_python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
+        pip += ["--progress-bar", "off", "-r", "requirements.txt"]
+        command = "{ " + shlex.join(create) + " && " + shlex.join(pip) + "; } 2>&1"
         timeout = SandboxTimeout(
             f"pip install did not finish within {INSTALL_TIMEOUT} s",
             "Build a template with the dependencies (`osiris-action e2b-template --build NAME`) and run "
@@ -159,12 +188,21 @@ class E2BSandbox(Sandbox):
                 exc.stderr_tail = exc.stderr_tail or _tail(log_path)
                 raise
         if code != 0 and not self._stopped.is_set():
+            tail = _tail(log_path)
+            no_venv = "ensurepip" in tail or "No module named venv" in tail
             raise SandboxError(
-                f"pip install -r requirements.txt failed in the sandbox (exit code {code})",
-                f"The whole log is in {PIP_LOG.as_posix()}; check the pins in requirements.lock, or use a "
-                "template that has the dependencies (`osiris-action e2b-template`).",
-                _tail(log_path),
+                f"installing requirements.txt into a virtual environment in the sandbox failed (exit code "
+                f"{code})" + (": its Python cannot create virtual environments" if no_venv else ""),
+                f"The whole log is in {PIP_LOG.as_posix()}. "
+                + (
+                    "Install the venv module in the template (Debian: python3-venv), or "
+                    if no_venv
+                    else "Check the pins in requirements.lock, or "
+                )
+                + "use a template that has the dependencies (`osiris-action e2b-template`).",
+                tail,
             )
+        self.python = venv_python
 
     def missing_imports(self, modules: Iterable[str] | None = None) -> list[str]:
         """The modules the sandbox's Python cannot import, from one short command.
@@ -300,8 +338,9 @@ class E2BSandbox(Sandbox):
         on_stderr,
         doing: str,
         timeout_error: SandboxError | None = None,
+        cwd: str | None = None,
     ) -> int:
-        """Run one shell command in the bundle folder and wait for it; returns its exit code.
+        """Run one shell command (in the bundle folder by default) and wait for it; returns its exit code.
 
         It starts in the background only to get a handle that `stop()` can kill from another thread;
         this thread then waits on it, under the same explicit deadline (never the SDK's 60 s default;
@@ -316,7 +355,7 @@ class E2BSandbox(Sandbox):
             handle = sandbox.commands.run(
                 command,
                 background=True,
-                cwd=self.workdir,
+                cwd=cwd or self.workdir,
                 envs=env,
                 timeout=timeout or 0,
                 retain_output=False,

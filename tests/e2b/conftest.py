@@ -29,3 +29,22 @@ def fake_e2b_debug(monkeypatch: pytest.MonkeyPatch):
     with FakeE2B() as fake:
         _point_sdk_at(monkeypatch, fake.debug_env())
         yield fake
+
+
+@pytest.fixture
+def fake_with(monkeypatch):
+    """A FakeE2B with its own options (e.g. rewrite_cmd), the SDK pointed at it in REST mode."""
+    started: list[FakeE2B] = []
+
+    def start(**options) -> FakeE2B:
+        fake = FakeE2B(**options).start()
+        started.append(fake)
+        for name in E2B_ENV_VARS:
+            monkeypatch.delenv(name, raising=False)
+        for name, value in fake.env().items():
+            monkeypatch.setenv(name, value)
+        return fake
+
+    yield start
+    for fake in started:
+        fake.stop()

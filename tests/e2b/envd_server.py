@@ -32,13 +32,16 @@ import posixpath
 import queue
 import re
 import secrets
+import shlex
 import shutil
 import signal
 import stat
 import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
 from email.message import Message
 from email.parser import HeaderParser
 from http import HTTPStatus
@@ -81,6 +84,105 @@ _GO_SIGNAL_NAMES = {
     signal.SIGABRT: "aborted",
     signal.SIGPIPE: "broken pipe",
 }
+
+
+PEP_668_MESSAGE = """error: externally-managed-environment
+
+× This environment is externally managed
+╰─> To install Python packages system-wide, try apt install
+    python3-xyz, where xyz is the package you are trying to
+    install.
+
+    If you wish to install a non-Debian-packaged Python package,
+    create a virtual environment using python3 -m venv path/to/venv.
+
+note: If you believe this is a mistake, please contact your Python installation or OS distribution \
+provider. You can override this, at the risk of breaking your Python installation or OS, by passing \
+--break-system-packages.
+hint: See PEP 668 for the detailed specification."""
+
+OLD_PYTHON_CRASH = """Traceback (most recent call last):
+  File "/home/user/osiris/worker.py", line 22, in <module>
+    from datetime import UTC, datetime
+ImportError: cannot import name 'UTC' from 'datetime' (/usr/lib/python3.10/datetime.py)"""
+
+
+@dataclass
+class SimulatedPython:
+    """The template image's `python3`, where the host's own interpreter cannot stand in for it.
+
+    Installed in every sandbox as `/usr/local/bin/python3` (first on PATH), a small script run by the
+    host's interpreter. It hands every command to the host's interpreter, except:
+    - `version`: it claims that version to a `sys.version_info` probe and fails anything else the way
+      a Python older than 3.11 fails on the worker (ImportError on datetime.UTC);
+    - `externally_managed`: an `EXTERNALLY-MANAGED` marker sits in its stdlib folder, so `pip install`
+      outside a virtual environment fails with pip's PEP 668 message; `-m venv DIR` creates an
+      environment whose `bin/python` is this same script, where pip is allowed;
+    - pip never installs anything on the host: it prints the requirements and `pip_output`, then exits
+      with `pip_exit`;
+    - `crash`: running worker.py prints this to stderr and exits 1 (an import error at start).
+    """
+
+    version: str | None = None
+    externally_managed: bool = False
+    pip_output: str = "Successfully installed (simulated)"
+    pip_exit: int = 0
+    venv_works: bool = True
+    crash: str | None = None
+
+    def install(self, root: Path) -> Path:
+        """Write the interpreter under root; returns the folder to put first on PATH."""
+        bin_dir = root / "usr" / "local" / "bin"
+        stdlib = root / "usr" / "lib" / "python3"
+        bin_dir.mkdir(parents=True, exist_ok=True)
+        stdlib.mkdir(parents=True, exist_ok=True)
+        if self.externally_managed:
+            (stdlib / "EXTERNALLY-MANAGED").write_text("[externally-managed]\nError=use a venv\n")
+        config = {**asdict(self), "marker": str(stdlib / "EXTERNALLY-MANAGED"), "real": sys.executable}
+        script = bin_dir / "python3"
+        script.write_text(
+            f"#!{sys.executable}\nCONFIG = {config!r}\nPEP_668 = {PEP_668_MESSAGE!r}\n"
+            f"OLD = {OLD_PYTHON_CRASH!r}\n" + _SIMULATED_PYTHON
+        )
+        script.chmod(0o755)
+        return bin_dir
+
+
+_SIMULATED_PYTHON = """
+import os, shutil, sys
+from pathlib import Path
+
+args = sys.argv[1:]
+here = Path(__file__)
+in_venv = (here.parent.parent / "pyvenv.cfg").is_file()
+if CONFIG["version"]:
+    if args[:1] == ["-c"] and "version_info" in args[1]:
+        print(CONFIG["version"])
+        sys.exit(0)
+    print(OLD, file=sys.stderr)
+    sys.exit(1)
+if args[:2] == ["-m", "venv"]:
+    if not CONFIG["venv_works"]:
+        print("The virtual environment was not created successfully because ensurepip is not available.")
+        sys.exit(1)
+    target = Path(args[-1])
+    (target / "bin").mkdir(parents=True, exist_ok=True)
+    (target / "pyvenv.cfg").write_text("include-system-site-packages = true\\n")
+    shutil.copy(here, target / "bin" / "python")
+    sys.exit(0)
+if args[:3] == ["-m", "pip", "install"]:
+    if Path(CONFIG["marker"]).is_file() and not in_venv:
+        print(PEP_668, file=sys.stderr)
+        sys.exit(1)
+    if "-r" in args:
+        print(Path(args[args.index("-r") + 1]).read_text(), end="")
+    print(CONFIG["pip_output"])
+    sys.exit(CONFIG["pip_exit"])
+if CONFIG["crash"] and args and args[0].endswith("worker.py"):
+    print(CONFIG["crash"], file=sys.stderr)
+    sys.exit(1)
+os.execv(CONFIG["real"], [CONFIG["real"], *args])
+"""
 
 
 class SandboxPathError(ValueError):
@@ -168,7 +270,16 @@ class FakeProcess:
 class FakeSandbox:
     """One sandbox: a temp directory standing for its "/" and the commands running in it."""
 
-    def __init__(self, sandbox_id: str, root: Path, template: str, timeout: int, envs: dict, metadata: dict):
+    def __init__(
+        self,
+        sandbox_id: str,
+        root: Path,
+        template: str,
+        timeout: int,
+        envs: dict,
+        metadata: dict,
+        python: SimulatedPython | None = None,
+    ):
         self.id, self.root, self.template = sandbox_id, root, template
         self.envs, self.metadata, self.timeout = envs, metadata, timeout
         self.token = secrets.token_hex(16)
@@ -177,6 +288,7 @@ class FakeSandbox:
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
         self.home.mkdir(parents=True)
+        self.path_prefix = str(python.install(root)) + os.pathsep if python else ""
         self.set_timeout(timeout)
 
     @property
@@ -246,8 +358,11 @@ class FakeSandbox:
         argv = [config.cmd, *config.args]
         if argv[:3] == ["/bin/bash", "-l", "-c"] and len(argv) == 4:
             argv[3] = self.map_home(rewrite_cmd(argv[3]) if rewrite_cmd else argv[3])
+            if self.path_prefix:  # after `bash -l` (the host's /etc/profile resets PATH), as in the image
+                argv[3] = f'export PATH={shlex.quote(self.path_prefix)}"$PATH"; {argv[3]}'
         # Built like envd's: the user's basics, then the sandbox envs from create, then the request's.
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.home), "USER": "user"}
+        path = self.path_prefix + os.environ.get("PATH", "/usr/bin:/bin")
+        env = {"PATH": path, "HOME": str(self.home), "USER": "user"}
         env["LOGNAME"] = "user"
         env.update({k: self.map_home(v) for k, v in {**self.envs, **config.envs}.items()})
         with self._lock:
@@ -491,8 +606,10 @@ class FakeE2B:
         api_key: str | None = "e2b_fake_api_key",
         rewrite_cmd: Callable[[str], str] | None = None,
         keepalive_interval: float | None = None,
+        python: SimulatedPython | None = None,
     ):
         self.api_key = api_key  # None accepts any key
+        self.python = python  # None: the host's own interpreters stand in for the image's
         self.rewrite_cmd = rewrite_cmd  # sees the command as sent, before /home/user is mapped
         self.keepalive_interval = keepalive_interval  # None: honour the client's Keepalive-Ping-Interval
         self.sandboxes: dict[str, FakeSandbox] = {}
@@ -549,7 +666,9 @@ class FakeE2B:
     ):
         sandbox_id = sandbox_id or "fake" + secrets.token_hex(8)
         root = Path(tempfile.mkdtemp(prefix=f"{sandbox_id}-", dir=self._base))
-        sandbox = FakeSandbox(sandbox_id, root, template, timeout, dict(envs or {}), dict(metadata or {}))
+        sandbox = FakeSandbox(
+            sandbox_id, root, template, timeout, dict(envs or {}), dict(metadata or {}), self.python
+        )
         self.sandboxes[sandbox_id] = sandbox
         return sandbox
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 import sys
 import threading
@@ -35,7 +34,7 @@ from osiris_action.sandbox.e2b import (
     translate,
 )
 
-from .envd_server import DEBUG_SANDBOX_ID, E2B_ENV_VARS, FakeE2B
+from .envd_server import DEBUG_SANDBOX_ID, FakeE2B, SimulatedPython
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = "import json\nfor i in range(3): print(json.dumps({'event': 'step', 'seq': i}))\n"
@@ -60,25 +59,6 @@ def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@pytest.fixture
-def fake_with(monkeypatch):
-    """A FakeE2B with its own options (e.g. rewrite_cmd), the SDK pointed at it in REST mode."""
-    started: list[FakeE2B] = []
-
-    def start(**options) -> FakeE2B:
-        fake = FakeE2B(**options).start()
-        started.append(fake)
-        for name in E2B_ENV_VARS:
-            monkeypatch.delenv(name, raising=False)
-        for name, value in fake.env().items():
-            monkeypatch.setenv(name, value)
-        return fake
-
-    yield start
-    for fake in started:
-        fake.stop()
 
 
 # -- lifecycle and the happy path ---------------------------------------------------------------------
@@ -300,17 +280,8 @@ def test_line_splitter_rejoins_chunks_and_flushes_the_last_line():
 # -- dependencies ----------------------------------------------------------------------------------
 
 
-def _pip_stub(result: str):
-    """Stands in for pip (the fake runs on this machine): echo what would be installed, then `result`."""
-
-    def rewrite(cmd: str) -> str:
-        return re.sub(r"^.* -m pip install .*-r requirements.txt", f"cat requirements.txt; {result}", cmd)
-
-    return rewrite
-
-
 def test_install_keeps_the_pip_log_and_extends_the_lifetime(fake_with, tmp_path):
-    fake = fake_with(rewrite_cmd=_pip_stub("echo Successfully installed duckdb"))
+    fake = fake_with(python=SimulatedPython(pip_output="Successfully installed duckdb"))
     with E2BSandbox(api_key=fake.api_key, timeout=60) as box:
         box.prepare({"worker.py": b"", "requirements.txt": b"duckdb==2.0.1\n"})
         box.install(tmp_path)
@@ -324,16 +295,16 @@ def test_install_keeps_the_pip_log_and_extends_the_lifetime(fake_with, tmp_path)
 
 def test_a_failed_install_raises_with_the_log_tail(fake_with, tmp_path):
     fake = fake_with(
-        rewrite_cmd=_pip_stub("echo 'ERROR: No matching distribution found for duckdb==0.0.0'; exit 1")
+        python=SimulatedPython(
+            pip_output="ERROR: No matching distribution found for duckdb==0.0.0", pip_exit=1
+        )
     )
     with E2BSandbox(api_key=fake.api_key) as box:
         box.prepare({"worker.py": b"", "requirements.txt": b"duckdb==0.0.0\n"})
         with pytest.raises(SandboxError) as info:
             box.install(tmp_path)
 
-    assert (
-        "pip install -r requirements.txt failed" in info.value.message and "exit code 1" in info.value.message
-    )
+    assert "installing requirements.txt" in info.value.message and "exit code 1" in info.value.message
     assert "No matching distribution found for duckdb==0.0.0" in info.value.stderr_tail
     assert "pip_install.log" in info.value.hint
     assert (tmp_path / "artifacts/_system/pip_install.log").is_file()

@@ -45,3 +45,18 @@ def test_many_anchors_stay_linear(tmp_path):
     (tmp_path / "p.yaml").write_text("\n".join([*lines, "steps: []"]) + "\n")
     codes = [d.code for d in Checker().check(tmp_path / "p.yaml").diagnostics]
     assert codes == ["OML017"]
+
+
+def test_a_finding_in_a_shared_config_is_reported_once(tmp_path):
+    (tmp_path / "osiris_connections.yaml").write_text(
+        'connections:\n  mysql:\n    db: {host: h, database: d, user: u, password: ""}\n'
+    )
+    (tmp_path / "p.yaml").write_text(
+        'oml_version: "0.1.0"\nname: shared\nsteps:\n'
+        "  - id: a\n    component: mysql.extractor\n    mode: read\n"
+        '    config: &c {connection: "@mysql.dbx", table: t}\n'
+        "  - {id: b, component: mysql.extractor, mode: read, config: *c}\n"
+    )
+    # both steps use the one written value: one finding where it is written, not one per step
+    found = [(d.code, d.line) for d in Checker().compile(tmp_path / "p.yaml").diagnostics]
+    assert found == [("OML052", 7)]

@@ -180,3 +180,27 @@ def test_aliasing_a_long_string_counts_its_length(tmp_path):
     data += b"  copies: [" + b", ".join([b"*s"] * 5_000) + b"]\n"
     diags = check_bytes(tmp_path, data)
     assert [(d.code, d.line) for d in diags] == [("OML004", 6)] and "expands" in diags[0].message
+
+
+@pytest.mark.parametrize(
+    ("text", "opened", "what"),
+    [
+        (
+            'name: x\nsteps:\n  - id: "abc\n    component: y\n',
+            (3, 9),
+            "a quoted scalar opened at line 3, column 9",
+        ),
+        ("name: 'it''s\nsteps: []\n", (1, 7), "a quoted scalar opened at line 1, column 7"),
+        ("name: x\nsteps: [a, b\n", (2, 8), "a flow sequence opened at line 2, column 8"),
+    ],
+)
+def test_something_left_open_points_where_it_opened_and_names_the_end(text, opened, what):
+    _doc, [diag] = load_text(text, "p.yaml")
+    assert (diag.code, diag.line, diag.column) == ("OML001", *opened)
+    lines = text.count("\n") + 1
+    assert what in diag.message and f"the file ends at line {lines}, column 1" in diag.message
+
+
+def test_an_error_before_the_end_keeps_its_own_position():
+    _doc, [diag] = load_text("name: x\nsteps: [a, b\nother: 1\n", "p.yaml")
+    assert (diag.line, diag.column) == (3, 6) and "never closed" not in diag.message

@@ -446,3 +446,32 @@ def test_schema_messages_read_well(tmp_path, setting, message, hint):
     text = PIPELINE.replace(old, f"      {setting}\n" + ("" if existing else W))
     hits = [d for d in check(tmp_path, text) if d.code == "OML042"]
     assert len(hits) == 1 and hits[0].message.startswith(message) and hint in hits[0].hint, hits
+
+
+def test_keys_accepted_for_osiris_validate_with_a_warning_that_they_do_nothing(tmp_path):
+    from osiris_action.pipelines import Checker
+
+    (tmp_path / "osiris_connections.yaml").write_text(
+        "connections:\n"
+        '  mysql: {db: {host: h, database: d, user: u, password: "${MYSQL_PASSWORD}"}}\n'
+        '  supabase: {main: {pg_dsn: "${PG_DSN}"}}\n'
+    )
+    (tmp_path / "p.yaml").write_text(
+        'oml_version: "0.1.0"\nname: osiris-keys\nsteps:\n'
+        "  - id: read\n    component: mysql.extractor\n    mode: read\n"
+        '    config: {connection: "@mysql.db", table: t, pool_size: 10, pool_recycle: 600, echo: true}\n'
+        "  - id: load\n    component: supabase.writer\n    mode: write\n    needs: [read]\n"
+        '    config: {connection: "@supabase.main", table: t, returning: minimal, ddl_channel: psycopg2,\n'
+        "             prefer: return=representation}\n"
+        "  - id: copy\n    component: mysql.writer\n    mode: write\n    needs: [read]\n"
+        '    config: {connection: "@mysql.db", table: t2, pool_size: 2, echo: false}\n'
+    )
+    found = Checker().compile(tmp_path / "p.yaml")
+    assert found.compiled is not None  # still a valid, compilable pipeline
+    warned = sorted((d.line, d.message.split("'")[1]) for d in found.diagnostics if d.code == "OML080")
+    assert warned == [
+        (7, "echo"), (7, "pool_recycle"), (7, "pool_size"),
+        (12, "ddl_channel"), (12, "returning"), (13, "prefer: return=representation"),
+        (18, "echo"), (18, "pool_size"),
+    ]  # fmt: skip
+    assert all(d.severity == "warning" for d in found.diagnostics if d.code == "OML080")
