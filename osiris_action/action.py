@@ -142,7 +142,10 @@ class Outcome:
     def status(self) -> str:
         if not self.checked and not self.errors:
             return "success" if self.cleaned else "skipped"
-        failing = has_errors(self.diagnostics) or bool(self.errors) or self.cancelled
+        # a pipeline asked to run that never started (a missing secret or input file) failed
+        failing = (
+            has_errors(self.diagnostics) or bool(self.errors) or self.cancelled or bool(self.not_started)
+        )
         if self.inputs.fail_on == "warning":
             failing = failing or any(d.severity == "warning" for d in self.diagnostics)
         failing = failing or any(r.status != "success" for r in self.reports)
@@ -150,7 +153,7 @@ class Outcome:
 
 
 def _secret_env_names(workspace: Path, connections: str | None) -> set[str]:
-    """Every `${ENV}` a connections file uses for a secret field: masked before anything prints."""
+    """Every `${ENV}` a connections file uses, in any field: masked before anything prints."""
     names: set[str] = set()
     candidates = [workspace / connections] if connections else list(workspace.rglob(conns.FILE_NAME))
     for path in candidates:
@@ -162,9 +165,10 @@ def _secret_env_names(workspace: Path, connections: str | None) -> set[str]:
             continue
         for aliases in loaded.families.values():
             for fields in aliases.values():
-                for key, value in fields.items():
-                    if isinstance(value, str) and (key.lower() in conns.SECRET_FIELDS or "://" in value):
-                        names.update(conns.ENV_REF.findall(value))
+                for value in fields.values():
+                    # every value read from the environment is a secret, whatever field it sits in
+                    if isinstance(value, str):
+                        names.update(n for n in conns.ENV_REF.findall(value) if not conns.runner_owned(n))
     return names
 
 
@@ -189,7 +193,8 @@ def emit_masks(values, redactor: Redactor) -> None:
     for value in values:
         if value and value not in redactor.secrets:
             redactor.add(value)
-            lines += command.add_mask(value)
+            if value in redactor.secrets or value.strip() in redactor.secrets:  # long enough to mask
+                lines += command.add_mask(value)
     command.emit(lines)
 
 
@@ -456,6 +461,9 @@ def _invalid_input(exc: InputError, env: Mapping[str, str]) -> int:
 
 
 def main(env=None) -> int:
+    from osiris_action.sandbox.local import protect_process
+
+    protect_process()  # before any secret is read: the worker must not read them from /proc
     env = os.environ if env is None else env
     workspace = Path(env.get("GITHUB_WORKSPACE") or ".").resolve()
     os.chdir(workspace)

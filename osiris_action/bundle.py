@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from osiris_action import components
-from osiris_action.connections import ENV_REF, REF, SECRET_FIELDS, Connections
+from osiris_action.connections import ENV_REF, REF, SECRET_FIELDS, Connections, runner_owned
 from osiris_action.errors import OsirisError
 from osiris_action.manifest import canonical_bytes
 
@@ -114,6 +114,12 @@ def _filesystem(
 ) -> dict:
     """Map the step's folder into the sandbox's data folder, and ship the files an extractor reads."""
     base_dir = spec.get("base_dir", ".")
+    if isinstance(base_dir, str) and any(runner_owned(n) for n in ENV_REF.findall(base_dir)):
+        raise OsirisError(
+            f"the connection's base_dir {base_dir!r} names a variable of the runner",
+            "A connection may read only variables the workflow sets for it; see CON003.",
+            step=step["id"],
+        )
     if isinstance(base_dir, str) and ENV_REF.search(base_dir):
         base_dir = ENV_REF.sub(lambda m: os.environ.get(m.group(1), m.group(0)), base_dir)
     if not isinstance(base_dir, str) or ENV_REF.search(base_dir):

@@ -76,6 +76,7 @@ CODES: dict[str, Code] = {
     # Connections file
     "CON001": Code("Malformed connections file", "error"),
     "CON002": Code("Literal secret in the connections file", "warning"),
+    "CON003": Code("Connection reads a variable of the runner", "error"),
 }
 
 # The file could not be read as input at all: the CLI exits 2 (usage or unreadable input), not 1.

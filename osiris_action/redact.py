@@ -352,7 +352,11 @@ class Redactor:
         if not isinstance(value, str):
             return False
         # A value read from a file often carries its newline; the stripped value is what gets printed.
-        candidates = {value, value.strip()} - self._secrets
+        candidates = {value, value.strip()}
+        # A multi-line secret (a PEM key, a JSON key file) is printed a line at a time as often as
+        # whole: each line is a secret of its own, as the runner's masker treats it.
+        candidates |= {line.strip() for line in value.splitlines()}
+        candidates -= self._secrets
         new = {v for v in candidates if len(v) >= MIN_SECRET_LEN and not v.isspace()}
         if not new:
             return False

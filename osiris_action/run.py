@@ -109,6 +109,8 @@ def prepare(path: Path, options: RunOptions, environ: Mapping[str, str] = os.env
             raise
         for value in conns.secret_values(resolved, connections.lookup(*key)[1]):
             redactor.add(value)
+        for name in connections.env_names(*key):  # every value read from the environment is secret
+            redactor.add(environ.get(name, ""))
     env = {name: environ[name] for name in sorted(bundle.env_names)} | bundle.literal_env
     return Prepared(
         display_path(path), manifest, manifest_bytes, fingerprint(manifest_bytes), bundle, env, redactor

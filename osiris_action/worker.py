@@ -257,7 +257,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-id", required=True)
     parser.add_argument("--root", default=".")
     args = parser.parse_args(argv)
+    _undumpable()
     return execute(Path(args.root).resolve(), Events(args.run_id))
+
+
+def _undumpable() -> None:
+    """Another worker running beside this one (parallel pipelines) must not read this one's secrets."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0 (Linux; E2B sandboxes too)
+    except (OSError, AttributeError):
+        pass
 
 
 if __name__ == "__main__":
