@@ -263,12 +263,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _undumpable() -> None:
     """Another worker running beside this one (parallel pipelines) must not read this one's secrets."""
+    import contextlib
     import ctypes
 
-    try:
-        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0 (Linux; E2B sandboxes too)
-    except (OSError, AttributeError):
-        pass
+    with contextlib.suppress(OSError, AttributeError):  # not Linux
+        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0 (E2B sandboxes too)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ ATTACKS = {
     "COPY TO": "COPY (SELECT * FROM input_df) TO '{written}'; SELECT 1 AS n",
     "INSTALL": "INSTALL httpfs; SELECT 1 AS n",
     "LOAD": "LOAD httpfs; SELECT 1 AS n",
-    "SET external access": "SET enable_external_access = true; SELECT content FROM read_text('{secret_file}')",
+    "SET external access": "SET enable_external_access = true; SELECT * FROM read_text('{secret_file}')",
     "ATTACH": "ATTACH '{written}' AS other; SELECT 1 AS n",
 }
 
