@@ -35,7 +35,7 @@ from osiris_action.pipelines import Checked, Checker, discover
 from osiris_action.redact import Redactor
 from osiris_action.render import add_report, findings, line
 from osiris_action.report import INCOMPATIBLE, RunReport
-from osiris_action.run import Run, RunOptions, new_run_id, prepare
+from osiris_action.run import Run, RunOptions, new_run_id, prepare, safe_folder
 
 MODES = ("validate", "compile", "run", "plan", "cleanup")
 RUN_MODES = ("run", "plan")
@@ -253,6 +253,8 @@ def run_all(outcome: Outcome, env, out_root: Path, redactor: Redactor) -> None:
     if inputs.e2b_api_key:
         env = {**env, "E2B_API_KEY": inputs.e2b_api_key}
     runnable = [c for c in outcome.checked if c.compiled is not None]
+    taken: set[str] = set()  # two pipelines of the same name get two folders
+    folders = {id(c): safe_folder(out_root, c.compiled.manifest["pipeline"]["id"], taken) for c in runnable}
 
     def one(checked: Checked) -> RunReport | None:
         if outcome.cancelled:
@@ -262,7 +264,7 @@ def run_all(outcome: Outcome, env, out_root: Path, redactor: Redactor) -> None:
             connections=inputs.connections,
             timeout=inputs.timeout,
             e2b_template=inputs.e2b_template,
-            out=out_root / checked.compiled.manifest["pipeline"]["id"],
+            out=folders[id(checked)],
             plan=outcome.mode == "plan",
             profile=inputs.profile,
             isolate_schema=outcome.isolate_schema,
@@ -479,8 +481,18 @@ def main(env=None) -> int:
         return _invalid_input(
             InputError(str(exc), "The runner writes GITHUB_EVENT_PATH; check the job."), env
         )
+    artifacts = (workspace / inputs.artifacts_dir).resolve()
+    if not artifacts.is_relative_to(workspace):  # `..`, an absolute path, or a symlink leaving it
+        return _invalid_input(
+            InputError(
+                f"Input 'artifacts-dir' must be a folder inside the workspace, got {inputs.artifacts_dir!r}",
+                "Use a relative path such as `osiris-artifacts`.",
+                "artifacts-dir",
+            ),
+            env,
+        )
     outcome = Outcome(inputs, event, new_run_id(), mode=inputs.mode)
-    out_root = Path(inputs.artifacts_dir) / outcome.run_id
+    out_root = artifacts / outcome.run_id
     previous = _cancel_on_signals(outcome)
     extra: list[Diagnostic] = []
     closed = event.is_pull_request and event.action == "closed"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import signal
 import sys
@@ -60,6 +61,21 @@ class Prepared:
     bundle: bundles.Bundle
     env: dict[str, str]
     redactor: Redactor
+
+
+def safe_folder(parent: Path, name: str, taken: set[str]) -> Path:
+    """A folder under `parent` named after user data (a pipeline's name): one plain path segment, unique
+    among `taken` (which it joins), and checked to stay inside `parent` whatever the name held."""
+    base = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-")[:80] or "pipeline"
+    folder, number = base, 1
+    while folder.lower() in taken:
+        number += 1
+        folder = f"{base}-{number}"
+    taken.add(folder.lower())
+    path = parent / folder
+    if path.resolve().parent != parent.resolve():
+        raise OsirisError(f"refusing the folder name {name!r}: it leaves {parent}", "Rename the pipeline.")
+    return path
 
 
 def new_run_id() -> str:
