@@ -497,6 +497,15 @@ def main(env=None) -> int:
     extra: list[Diagnostic] = []
     closed = event.is_pull_request and event.action == "closed"
     try:
+        if event.is_pull_request and not event.pr_known:  # issue_comment: ask the API, unknown is a fork
+            event = outcome.event = _complete_pull_request(event, inputs, env)
+        if outcome.mode == "cleanup" and event.is_fork:
+            outcome.mode = "validate"
+            raise OsirisError(
+                "refusing to clean up after a fork's pull request: its connections file names the hosts, "
+                "and clean-up would connect to them with the repository's secrets",
+                "A fork's pull request never ran with secrets, so it left no schema to drop.",
+            )
         if outcome.mode == "cleanup":
             cleanup_pr(outcome, workspace, env)
             closed = True
@@ -504,6 +513,15 @@ def main(env=None) -> int:
             outcome.notes.append("The pull request is closed: there is nothing to check.")
             outcome.findings.append(Finding("notice", outcome.notes[-1], title="Nothing to check"))
             outcome.mode = "validate"
+        elif event.is_fork and event.is_privileged and outcome.mode in RUN_MODES:
+            outcome.mode = "compile"  # still validated and compiled: the author sees their findings
+            refusal = OsirisError(
+                f"refusing to {inputs.mode} a fork's pipelines under `{event.name}`: that event runs with "
+                "the repository's secrets, and the fork's SQL, hosts and connections file would get them",
+                "Run pipelines of forks under `on: pull_request` (GitHub gives them no secrets), or "
+                "check out the base branch only. See the README's Security model.",
+            )
+            outcome.errors.append(refusal.render())
         elif event.is_pull_request and (event.is_fork or event.is_dependabot) and outcome.mode in RUN_MODES:
             who = "Dependabot" if event.is_dependabot else "a fork"
             outcome.mode = "compile"
@@ -568,6 +586,19 @@ def main(env=None) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 1 if outcome.status == "failure" else 0
+
+
+def _complete_pull_request(event: Event, inputs: Inputs, env) -> Event:
+    """The pull request's head and base from the API; on any failure the event stays unknown (a fork)."""
+    from osiris_action.github.rest import GitHubClient, GitHubError
+
+    if not (event.repository and event.pr_number and inputs.github_token):
+        return event
+    try:
+        with GitHubClient.from_env(inputs.github_token, env, retries=1) as api:
+            return event.with_pull_request(api.get_pull(event.repository, event.pr_number))
+    except (GitHubError, ValueError):
+        return event
 
 
 def _rule_titles() -> dict[str, str]:
