@@ -652,7 +652,7 @@ def _outputs(outcome: Outcome, env, out_root: Path, workspace: Path) -> None:
 
 
 def _comment(outcome: Outcome, markdown: str, env) -> None:
-    from osiris_action.github.rest import Forbidden, GitHubClient, GitHubError, sticky_marker
+    from osiris_action.github.rest import ACTIONS_BOT, Forbidden, GitHubClient, GitHubError, sticky_marker
 
     event = outcome.event
     if not (event.pr_number and event.repository):
@@ -671,7 +671,9 @@ def _comment(outcome: Outcome, markdown: str, env) -> None:
     )
     try:
         with GitHubClient.from_env(outcome.inputs.github_token, env) as api:
-            api.upsert_sticky_comment(event.repository, event.pr_number, marker, markdown)
+            # anyone can post the marker: only a comment of the token's own identity is ours to edit
+            author = api.login() or ACTIONS_BOT
+            api.upsert_sticky_comment(event.repository, event.pr_number, marker, markdown, author=author)
     except Forbidden:
         command.emit(
             command.annotation(

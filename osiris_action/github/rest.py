@@ -175,8 +175,8 @@ class GitHubClient:
         for comment in self.list_issue_comments(repo, number):
             if hidden not in (comment.get("body") or ""):
                 continue
-            if author and (comment.get("user") or {}).get("login") != author:
-                continue
+            if author and ((comment.get("user") or {}).get("login") or "").lower() != author.lower():
+                continue  # someone else posted the marker: never edit (or fail on) their comment
             if (comment.get("body") or "").rstrip() == full.rstrip():
                 return StickyResult("unchanged", comment)
             return StickyResult("updated", self.update_issue_comment(repo, comment["id"], full))

@@ -181,7 +181,8 @@ class FakeGitHub:
         if request.method == "POST" and (m := _COMMENTS.match(request.path)):
             if not isinstance(request.body, dict) or not isinstance(request.body.get("body"), str):
                 return 422, {"message": "Invalid request.", "status": "422"}, {}
-            return 201, self._create(m[1], int(m[2]), request.body["body"], state.bot_login), {}
+            login = state.user_login or state.bot_login  # the token's own identity
+            return 201, self._create(m[1], int(m[2]), request.body["body"], login), {}
         if request.method == "PATCH" and (m := _COMMENT.match(request.path)):
             for comments in state.comments.values():
                 for comment in comments:
