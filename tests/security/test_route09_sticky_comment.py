@@ -25,7 +25,7 @@ def test_a_strangers_comment_with_the_marker_is_never_edited(runner_world, canar
     result = _run(runner_world, canaries)
     assert result.returncode == 0, result.explain()
     comments = runner_world.api.comments(REPOSITORY, PR_NUMBER)
-    assert [c for c in comments if c["id"] == planted["id"]][0]["body"] == planted["body"]
+    assert next(c for c in comments if c["id"] == planted["id"])["body"] == planted["body"]
     ours = [c for c in comments if c["user"]["login"] == "github-actions[bot]"]
     assert len(ours) == 1 and "Osiris pipelines" in ours[0]["body"]
     assert not [r for r in runner_world.api.state.requests if r.method == "PATCH"]
@@ -42,6 +42,6 @@ def test_a_personal_token_edits_only_its_own_comment(runner_world, canaries):
     result = _run(runner_world, canaries)
     assert result.returncode == 0, result.explain()
     comments = runner_world.api.comments(REPOSITORY, PR_NUMBER)
-    assert [c for c in comments if c["id"] == bots["id"]][0]["body"] == bots["body"]
+    assert next(c for c in comments if c["id"] == bots["id"])["body"] == bots["body"]
     assert [c["user"]["login"] for c in comments] == ["github-actions[bot]", "ci-bot"]
     assert_step_clean(canaries, runner_world, result)
