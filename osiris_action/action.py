@@ -268,6 +268,7 @@ def run_all(outcome: Outcome, env, out_root: Path, redactor: Redactor) -> None:
             plan=outcome.mode == "plan",
             profile=inputs.profile,
             isolate_schema=outcome.isolate_schema,
+            root=Path.cwd(),  # the workspace: no data file is read outside it
         )
         try:
             prepared = prepare(checked.path, options, env)

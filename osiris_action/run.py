@@ -48,6 +48,7 @@ class RunOptions:
     download_data: bool | None = None
     plan: bool = False  # read sources and targets, write nothing
     isolate_schema: str | None = None  # every writer's target moves to this schema (per-PR isolation)
+    root: Path | None = None  # no data is read outside it (the action's workspace); None: the project
 
 
 @dataclass
@@ -106,7 +107,9 @@ def prepare(path: Path, options: RunOptions, environ: Mapping[str, str] = os.env
     # E2B always gets the pinned requirements: installed when asked or when the template lacks them
     requirements = options.install_deps or options.target == "e2b"
     try:
-        bundle = bundles.build(manifest, manifest_bytes, connections, path.parent.resolve(), requirements)
+        bundle = bundles.build(
+            manifest, manifest_bytes, connections, path.parent.resolve(), requirements, options.root
+        )
     except OsirisError as exc:
         exc.file = exc.file or display_path(path)
         raise

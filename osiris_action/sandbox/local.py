@@ -161,7 +161,8 @@ class LocalSandbox(Sandbox):
             base = self.root / folder
             if not base.is_dir():
                 continue
-            for path in sorted(p for p in base.rglob("*") if p.is_file()):
+            # a link is never followed out: only files the worker wrote come back
+            for path in sorted(p for p in base.rglob("*") if p.is_file() and not p.is_symlink()):
                 rel = path.relative_to(self.root).as_posix()
                 if rel in self.uploaded:
                     continue
