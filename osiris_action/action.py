@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +32,7 @@ from osiris_action.github.inputs import InputError, get_bool, get_choice, get_in
 from osiris_action.github.summary import Raw, Summary, inline_code
 from osiris_action.isolation import cleanup, schema_for
 from osiris_action.pipelines import Checked, Checker, discover
-from osiris_action.redact import Redactor
+from osiris_action.redact import Redactor, hide_data_values
 from osiris_action.render import add_report, findings, line
 from osiris_action.report import INCOMPATIBLE, RunReport
 from osiris_action.run import Run, RunOptions, new_run_id, prepare, safe_folder
@@ -60,6 +60,7 @@ class Inputs:
     isolate: str = "off"
     profile: str | None = None
     schema_template: str = "osiris_pr_{number}"
+    show_data_values: str = "auto"
 
     @classmethod
     def read(cls, env) -> Inputs:
@@ -103,6 +104,7 @@ class Inputs:
             isolate=get_choice("isolate", ("off", "pr"), "off", env=env),
             profile=get_input("profile", env) or None,
             schema_template=get_input("isolate-schema-template", env) or "osiris_pr_{number}",
+            show_data_values=get_choice("show-data-values", ("auto", "true", "false"), "auto", env=env),
         )
 
 
@@ -133,6 +135,26 @@ class Outcome:
         with self.lock:
             for run in self.runs:
                 run.cancel()
+
+    @property
+    def shown(self) -> Callable[[str], str]:
+        """What the log, the summary, the comment and annotations may show of an error message: values
+        from the data only when `show-data-values` allows (by default, in private repositories)."""
+        show = self.inputs.show_data_values
+        if show == "true" or (show == "auto" and self.event.private is True):
+            return lambda text: text
+        return hide_data_values
+
+    def public_reports(self) -> list[RunReport]:
+        """The reports as the summary and the comment show them (report.json keeps them whole)."""
+        shown, public = self.shown, []
+        for report in self.reports:
+            copy = report.model_copy(deep=True)
+            for error in [s.error for s in copy.steps] + [copy.error]:
+                if error and error.get("message"):
+                    error["message"] = shown(error["message"])
+            public.append(copy)
+        return public
 
     @property
     def diagnostics(self) -> list[Diagnostic]:
@@ -280,7 +302,7 @@ def run_all(outcome: Outcome, env, out_root: Path, redactor: Redactor) -> None:
             return None
         with outcome.lock:  # values resolved only now (a DSN's password): masked before the run prints
             emit_masks(sorted(prepared.redactor.secrets), redactor)
-        run = Run(prepared, options, lambda line: _log(redactor.redact(line)), env)
+        run = Run(prepared, options, lambda line: _log(outcome.shown(redactor.redact(line))), env)
         with outcome.lock:
             outcome.runs.append(run)
             if outcome.cancelled:
@@ -302,7 +324,7 @@ def annotate_runs(outcome: Outcome, errors_shown: int) -> None:
         command.annotation("error", message, file=file, line=line_no, title="Pipeline not run")
         for message, file, line_no in outcome.problems
     ]
-    for report in outcome.reports:
+    for report in outcome.public_reports():
         checked = by_file.get(report.file or "")
         for target in report.targets:
             if target.state == "incompatible":
@@ -413,7 +435,7 @@ def write_summary(
         summary.code_block(error)
     if outcome.cancelled:
         summary.paragraph(line(Raw("<b>Cancelled</b>"), ": the run was stopped; results below are partial."))
-    for report in outcome.reports:
+    for report in outcome.public_reports():
         add_report(summary, report)
     ran = {report.file for report in outcome.reports}
     for checked in outcome.checked:

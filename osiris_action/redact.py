@@ -42,7 +42,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-__all__ = ["MASK", "MIN_SECRET_LEN", "Redactor", "is_reference", "is_secret_key", "patterns_enabled"]
+__all__ = [
+    "MASK",
+    "MIN_SECRET_LEN",
+    "Redactor",
+    "hide_data_values",
+    "is_reference",
+    "is_secret_key",
+    "patterns_enabled",
+]
 
 MASK = "***"
 
@@ -468,3 +476,23 @@ def _mask_spans(known: re.Pattern[str], text: str) -> str:
         return text
     out.append(text[pos:])
     return "".join(out)
+
+
+# --- values from the data ------------------------------------------------------------------------------
+# Database errors quote the rows they tripped on: Postgres `Key (email)=(a@b.c) already exists` and
+# `Failing row contains (...)`, MySQL `Duplicate entry 'x' for key`, DuckDB `Could not convert string
+# 'x' to INT32`. Such text is not a secret the redactor knows, but it is the data, and a pull request's
+# comment may be public.
+ELIDED = "…"
+_DATA_VALUES = (
+    (re.compile(r"(\bKey \([^)]*\)=)\((?:[^()]|\([^()]*\))*\)"), r"\1(" + ELIDED + ")"),
+    (re.compile(r"(Failing row contains )\(.*\)"), r"\1(" + ELIDED + ")"),
+    (re.compile(r"'(?:[^'\\\n]|\\.|'')*'"), "'" + ELIDED + "'"),
+)
+
+
+def hide_data_values(text: str) -> str:
+    """`text` (an error message) with the values it quotes from the data replaced by an ellipsis."""
+    for pattern, replacement in _DATA_VALUES:
+        text = pattern.sub(replacement, text)
+    return text

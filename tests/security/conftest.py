@@ -16,9 +16,10 @@ from tests.action.conftest import (  # noqa: F401  (fixtures, registered by impo
 from tests.security.canary import Canaries, assert_nowhere
 
 
-def assert_step_clean(canaries: Canaries, world: RunnerWorld, result: StepResult) -> None:
-    """No canary in the step's stdout, stderr, GITHUB_OUTPUT, summary, any comment body, nor in any file
-    of the workspace (the artifacts and run folders are there) or the runner's temporary folders."""
+def assert_step_clean(canaries: Canaries, world: RunnerWorld, result: StepResult, files: bool = True) -> None:
+    """No canary in the step's stdout, stderr, GITHUB_OUTPUT, summary, any comment body, nor (`files`) in
+    any file of the workspace (the artifacts and run folders are there) or the runner's temporary
+    folders."""
     comments = {
         f"comment {c['id']}": c.get("body") or ""
         for comments in world.api.state.comments.values()
@@ -38,7 +39,7 @@ def assert_step_clean(canaries: Canaries, world: RunnerWorld, result: StepResult
             **comments,
             **requests,
         },
-        folders=[world.workspace, world.tmpdir, world.runner_temp],
+        folders=[world.workspace, world.tmpdir, world.runner_temp] if files else [],
         skip=[world.workspace / ".git", world.runner_temp / "_github_workflow"],
     )
 
