@@ -487,7 +487,14 @@ ELIDED = "…"
 _DATA_VALUES = (
     (re.compile(r"(\bKey \([^)]*\)=)\((?:[^()]|\([^()]*\))*\)"), r"\1(" + ELIDED + ")"),
     (re.compile(r"(Failing row contains )\(.*\)"), r"\1(" + ELIDED + ")"),
-    (re.compile(r"'(?:[^'\\\n]|\\.|'')*'"), "'" + ELIDED + "'"),
+    # a quoted value right after the word that introduces it: "string 'x'", "entry 'x'", "value: 'x'",
+    # "for type integer: \"x\"", "Duplicate key \"note: x\""; our own quoting ("step 'x'") stays
+    (
+        re.compile(
+            r"""((?:\b(?:string|value|entry|key|input|literal|row)\b|\btype \w+):?\s*)(['"])[^\n]*?\2"""
+        ),
+        r"\1\2" + ELIDED + r"\2",
+    ),
 )
 
 

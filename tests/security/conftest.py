@@ -13,6 +13,7 @@ from tests.action.conftest import (  # noqa: F401  (fixtures, registered by impo
     fake_github,
     runner_world,
 )
+from tests.e2b.conftest import fake_e2b  # noqa: F401  (fixture, registered by import)
 from tests.security.canary import Canaries, assert_nowhere
 
 

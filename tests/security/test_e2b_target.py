@@ -16,7 +16,6 @@ import pytest
 from osiris_action.errors import OsirisError
 from osiris_action.run import RunOptions, run_pipeline
 from tests.e2b import envd_server
-from tests.e2b.conftest import fake_e2b  # noqa: F401  (fixture)
 from tests.security.canary import Canaries, assert_nowhere
 
 QUICKSTART = Path(__file__).parents[2] / "examples" / "quickstart"
