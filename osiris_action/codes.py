@@ -70,6 +70,7 @@ CODES: dict[str, Code] = {
     "OML060": Code("DuckDB SQL syntax error", "error"),
     "OML061": Code("Query reads a table no upstream step provides", "warning"),
     "OML062": Code("Query is not a SELECT", "warning"),
+    "OML063": Code("Query reaches outside its inputs", "error"),
     # Compilation
     "OML070": Code("Unresolved parameter", "error"),
     "OML090": Code("Implicit dependency on the previous step", "notice"),

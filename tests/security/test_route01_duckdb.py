@@ -32,6 +32,7 @@ steps:
         {query}
 """
 
+# Refused by validation (OML063), on the line, before any worker starts.
 ATTACKS = {
     "read_text /etc/passwd": "SELECT content FROM read_text('/etc/passwd')",
     "read_text host file": "SELECT content FROM read_text('{secret_file}')",
@@ -43,6 +44,16 @@ ATTACKS = {
     "LOAD": "LOAD httpfs; SELECT 1 AS n",
     "SET external access": "SET enable_external_access = true; SELECT * FROM read_text('{secret_file}')",
     "ATTACH": "ATTACH '{written}' AS other; SELECT 1 AS n",
+}
+# Shaped to pass the static check: the worker's locked DuckDB is what stops them.
+RUNTIME_ATTACKS = {
+    "macro read_text": "CREATE MACRO m() AS TABLE SELECT * FROM read_text('{secret_file}'); "
+    "SELECT * FROM m()",
+    "macro read_blob environ": "CREATE MACRO m() AS TABLE SELECT * FROM read_blob('/proc/*/environ'); "
+    "SELECT * FROM m()",
+    "query() read_text": "SELECT * FROM query('SELECT * FROM read_text(''{secret_file}'')')",
+    "prepared COPY TO": "PREPARE p AS COPY (SELECT * FROM input_df) TO '{written}'; EXECUTE p; SELECT 1 AS n",
+    "query_table of a file": "SELECT * FROM query_table('{secret_file}')",
 }
 
 
@@ -66,21 +77,16 @@ def host_secret(tmp_path: Path) -> tuple[Path, Canaries]:
     return secret_file, canaries
 
 
-@pytest.mark.parametrize("mode", ["run", "plan"])
-@pytest.mark.parametrize("attack", list(ATTACKS))
-def test_sql_cannot_reach_the_host(project, tmp_path, host_secret, attack, mode):
+def _attack(project: Path, tmp_path: Path, host_secret, query: str, mode: str) -> subprocess.CompletedProcess:
     secret_file, canaries = host_secret
     written = tmp_path / "written.out"
-    query = ATTACKS[attack].format(secret_file=secret_file, written=written)
-    (project / "attack.yaml").write_text(PIPELINE.format(query=query))
+    (project / "attack.yaml").write_text(
+        PIPELINE.format(query=query.format(secret_file=secret_file, written=written))
+    )
     out = tmp_path / "run"
     proc = _cli(project, canaries, mode, "attack.yaml", "--out", str(out))
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
-    failed = [line for line in proc.stdout.splitlines() if line.startswith("  FAIL  steal")]
-    assert failed, proc.stdout
-    # the file named as a table is looked up as a table of the step's inputs, and is not one
-    assert any(why in failed[0] for why in ("not allowed", "does not exist")), failed
     assert not written.exists()
     assert_nowhere(
         canaries,
@@ -88,6 +94,25 @@ def test_sql_cannot_reach_the_host(project, tmp_path, host_secret, attack, mode)
         folders=[project, out],
         skip=[secret_file],
     )
+    return proc
+
+
+@pytest.mark.parametrize("mode", ["run", "plan"])
+@pytest.mark.parametrize("attack", list(ATTACKS))
+def test_validation_refuses_sql_that_reaches_the_host(project, tmp_path, host_secret, attack, mode):
+    proc = _attack(project, tmp_path, host_secret, ATTACKS[attack], mode)
+    assert "error OML063" in proc.stderr and "attack.yaml:14:" in proc.stderr, proc.stderr
+    assert "FAIL" not in proc.stdout  # no worker started
+
+
+@pytest.mark.parametrize("mode", ["run", "plan"])
+@pytest.mark.parametrize("attack", list(RUNTIME_ATTACKS))
+def test_the_workers_duckdb_cannot_reach_the_host(project, tmp_path, host_secret, attack, mode):
+    proc = _attack(project, tmp_path, host_secret, RUNTIME_ATTACKS[attack], mode)
+    failed = [line for line in proc.stdout.splitlines() if line.startswith("  FAIL  steal")]
+    assert failed, proc.stdout + proc.stderr
+    # a file named as a table is looked up among the step's tables, and is not one
+    assert any(why in failed[0] for why in ("not allowed", "does not exist")), failed
 
 
 def test_validation_only_parses_the_sql(project, tmp_path, host_secret):
