@@ -132,7 +132,8 @@ def run_step(
     isolated = settings.get("isolate", {}).get(sid)
     if isolated:
         config["schema"] = isolated
-    artifacts = root / "artifacts" / sid
+    # the id names a folder: never a path out of artifacts/, whatever manifest arrived
+    artifacts = root / "artifacts" / (re.sub(r"[/\\\0]", "_", sid).lstrip(".") or "_")
     artifacts.mkdir(parents=True, exist_ok=True)
     (artifacts / "cleaned_config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
     ctx = StepContext(

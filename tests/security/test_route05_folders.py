@@ -65,3 +65,22 @@ def test_artifacts_dir_outside_the_workspace_is_refused(runner_world, canaries):
         assert not (runner_world.root / "outside").exists() and not (runner_world.root / "abs").exists()
         assert not (runner_world.root / "inside-a-symlink").exists()
         assert_step_clean(canaries, runner_world, result)
+
+
+def test_a_step_id_cannot_name_a_path(runner_world, canaries):
+    """A step's id names its artifacts folder: `../../..` must not write outside the sandbox."""
+    runner_world.setup()
+    hostile = ORDERS_BY_STATUS.replace("id: count-by-status", 'id: "../../../../../../pwned-step"').replace(
+        "needs: [count-by-status]", 'needs: ["../../../../../../pwned-step"]'
+    )
+    runner_world.write({"pipelines/attack.yaml": hostile})
+    result = runner_world.run(
+        "pull_request",
+        {"changed-only": "false", "pipelines": "pipelines/attack.yaml"},
+        env=canaries.env(),
+    )
+    assert result.returncode == 1, result.explain()
+    (error,) = [a for a in result.of_level("error") if a.title == "OML022"]
+    assert "cannot name a folder" in error.message and error.line
+    assert not list(runner_world.root.parent.glob("pwned*")) and not list(runner_world.root.rglob("pwned*"))
+    assert_step_clean(canaries, runner_world, result)
