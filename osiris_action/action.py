@@ -223,6 +223,12 @@ def emit_masks(values, redactor: Redactor) -> None:
 def select_pipelines(inputs: Inputs, event: Event, workspace: Path, outcome: Outcome, env) -> list[Path]:
     matched = discover([p for p in inputs.pipelines if p]) if inputs.pipelines else []
     matched = [p for p in matched if not _ignored(p)]
+    outside = [p for p in matched if not p.resolve().is_relative_to(workspace)]  # `..`, or a symlink out
+    if outside:
+        outcome.errors.append(
+            "pipeline files outside the workspace are not read: " + ", ".join(map(str, outside))
+        )
+        matched = [p for p in matched if p not in outside]
     if not matched:  # a typo in the glob must not pass for "this pull request changed no pipeline"
         outcome.notes.append(f"Input `pipelines` matched no OML file: {', '.join(inputs.pipelines)}.")
         outcome.findings.append(Finding("warning", outcome.notes[-1], title="No pipelines found"))

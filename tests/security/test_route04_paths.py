@@ -100,3 +100,22 @@ def test_the_cli_reads_nothing_outside_the_project(project, tmp_path):
             texts={"stdout": proc.stdout, "stderr": proc.stderr},
             folders=[project, tmp_path / "out"],
         )
+
+
+def test_a_pipeline_file_linked_out_of_the_workspace_is_not_read(runner_world):
+    canaries = Canaries.make("HOST_FILE")
+    runner_world.setup()
+    outside = runner_world.root / "host-pipeline.yaml"
+    outside.write_text(
+        'oml_version: "0.1.0"\nname: host\nsteps:\n  - id: x\n    component: duckdb.processor\n'
+        f"    mode: transform\n    config: {{query: SELECT '{canaries['HOST_FILE']}' AS token}}\n"
+    )
+    os.symlink(outside, runner_world.workspace / "pipelines" / "linked.yaml")
+    result = runner_world.run(
+        "pull_request",
+        {"changed-only": "false", "pipelines": "pipelines/linked.yaml", "comment": "always"},
+        env=canaries.env(),
+    )
+    assert result.returncode == 1, result.explain()
+    assert any("outside the workspace" in a.message for a in result.of_level("error"))
+    assert_step_clean(canaries, runner_world, result)
