@@ -126,3 +126,16 @@ steps:
         assert "❌ Osiris pipelines: failure" in result.summary
         assert "not run" in result.summary
         assert_step_clean(canaries, runner_world, result)
+
+
+def test_route7_each_line_of_a_multi_line_secret_is_a_secret():
+    from osiris_action.redact import Redactor
+    from tests.security.canary import assert_nowhere
+
+    canaries = Canaries.make("LINE_ONE", "LINE_TWO")
+    pem = f"-----BEGIN KEY-----\n{canaries['LINE_ONE']}\nab\n{canaries['LINE_TWO']}\n-----END KEY-----\n"
+    redactor = Redactor([pem])
+    printed = f"key line: {canaries['LINE_TWO']}; first: {canaries['LINE_ONE']!r}; short: ab"
+    shown = redactor.redact(printed)
+    assert_nowhere(canaries, texts={"redacted": shown})
+    assert shown.endswith("short: ab")  # a line too short to be a secret is not one
