@@ -546,7 +546,12 @@ def main(env=None) -> int:
             outcome.mode = "compile"  # still validated and compiled: the author sees their findings
             refusal = OsirisError(
                 f"refusing to {inputs.mode} a fork's pipelines under `{event.name}`: that event runs with "
-                "the repository's secrets, and the fork's SQL, hosts and connections file would get them",
+                "the repository's secrets, and the fork's SQL, hosts and connections file would get them"
+                + (
+                    ""
+                    if event.pr_known
+                    else " (the pull request's origin is unknown, so it counts as a fork)"
+                ),
                 "Run pipelines of forks under `on: pull_request` (GitHub gives them no secrets), or "
                 "check out the base branch only. See the README's Security model.",
             )
