@@ -84,3 +84,40 @@ def test_a_step_id_cannot_name_a_path(runner_world, canaries):
     assert "cannot name a folder" in error.message and error.line
     assert not list(runner_world.root.parent.glob("pwned*")) and not list(runner_world.root.rglob("pwned*"))
     assert_step_clean(canaries, runner_world, result)
+
+
+def test_the_worker_keeps_a_hostile_step_id_inside_its_artifacts(tmp_path):
+    """Defence in depth: a manifest that skipped validation still cannot make the worker write out."""
+    import hashlib
+
+    from osiris_action.components import DRIVERS_DIR
+    from osiris_action.manifest import canonical_bytes
+    from tests.unit.test_worker import SOURCE, WORKER, _step, run_worker
+
+    root = tmp_path / "sandbox" / "deep"
+    root.mkdir(parents=True)
+    manifest = {
+        "manifest_version": "1",
+        "oml_version": "0.1.0",
+        "compiler": "test",
+        "pipeline": {"id": "p", "name": "p"},
+        "steps": [_step("../../../escaped", "source", "extract", [], {"rows": 1})],
+    }
+    files = {
+        "worker.py": WORKER.read_bytes(),
+        "manifest.json": canonical_bytes(manifest),
+        "connections.json": b"{}",
+        "osiris_drivers/__init__.py": b"",
+        "osiris_drivers/_common.py": (DRIVERS_DIR / "_common.py").read_bytes(),
+        "osiris_drivers/source.py": SOURCE.encode(),
+    }
+    files["bundle.json"] = canonical_bytes(
+        {"files": {p: hashlib.sha256(d).hexdigest() for p, d in files.items()}}
+    )
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    code, events = run_worker(root, hashlib.sha256(files["bundle.json"]).hexdigest())
+    assert code == 0, events
+    written = [p for p in tmp_path.rglob("cleaned_config.json")]
+    assert written and all(p.is_relative_to(root / "artifacts") for p in written), written
