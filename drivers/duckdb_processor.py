@@ -110,6 +110,14 @@ def _marked(table, duckdb_types: list[str]):
 
 def _query_error(step_id: str, exc: Exception, available: list[str]) -> StepError:
     message = f"DuckDB query of step '{step_id}' failed: {str(exc).strip()}"
+    # a file, an extension, another database or a setting: locked away (drivers/_duckdb.py)
+    if type(exc).__name__ == "PermissionException" or "configuration has been locked" in str(exc):
+        return StepError(
+            f"step '{step_id}': the query reaches outside its inputs, which is not allowed "
+            f"({str(exc).strip().splitlines()[0]})",
+            hint="A query reads only the tables of its upstream steps: files, extensions, other databases "
+            "and settings are off. Read files with a filesystem.csv_extractor step.",
+        )
     if "Table with name" not in str(exc):
         return StepError(message, hint="Fix the SQL; the message above is DuckDB's own.")
     if available:

@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,10 +32,10 @@ from osiris_action.github.inputs import InputError, get_bool, get_choice, get_in
 from osiris_action.github.summary import Raw, Summary, inline_code
 from osiris_action.isolation import cleanup, schema_for
 from osiris_action.pipelines import Checked, Checker, discover
-from osiris_action.redact import Redactor
+from osiris_action.redact import Redactor, hide_data_values
 from osiris_action.render import add_report, findings, line
 from osiris_action.report import INCOMPATIBLE, RunReport, shown_data
-from osiris_action.run import Run, RunOptions, new_run_id, prepare
+from osiris_action.run import Run, RunOptions, new_run_id, prepare, safe_folder
 
 MODES = ("validate", "compile", "run", "plan", "cleanup")
 RUN_MODES = ("run", "plan")
@@ -60,6 +60,7 @@ class Inputs:
     isolate: str = "off"
     profile: str | None = None
     schema_template: str = "osiris_pr_{number}"
+    show_data_values: str = "auto"
 
     @classmethod
     def read(cls, env) -> Inputs:
@@ -103,6 +104,7 @@ class Inputs:
             isolate=get_choice("isolate", ("off", "pr"), "off", env=env),
             profile=get_input("profile", env) or None,
             schema_template=get_input("isolate-schema-template", env) or "osiris_pr_{number}",
+            show_data_values=get_choice("show-data-values", ("auto", "true", "false"), "auto", env=env),
         )
 
 
@@ -135,6 +137,26 @@ class Outcome:
                 run.cancel()
 
     @property
+    def shown(self) -> Callable[[str], str]:
+        """What the log, the summary, the comment and annotations may show of an error message: values
+        from the data only when `show-data-values` allows (by default, in private repositories)."""
+        show = self.inputs.show_data_values
+        if show == "true" or (show == "auto" and self.event.private is True):
+            return lambda text: text
+        return hide_data_values
+
+    def public_reports(self) -> list[RunReport]:
+        """The reports as the summary and the comment show them (report.json keeps them whole)."""
+        shown, public = self.shown, []
+        for report in self.reports:
+            copy = report.model_copy(deep=True)
+            for error in [s.error for s in copy.steps] + [copy.error]:
+                if error and error.get("message"):
+                    error["message"] = shown(error["message"])
+            public.append(copy)
+        return public
+
+    @property
     def diagnostics(self) -> list[Diagnostic]:
         return [d for c in self.checked for d in c.diagnostics]
 
@@ -142,7 +164,10 @@ class Outcome:
     def status(self) -> str:
         if not self.checked and not self.errors:
             return "success" if self.cleaned else "skipped"
-        failing = has_errors(self.diagnostics) or bool(self.errors) or self.cancelled
+        # a pipeline asked to run that never started (a missing secret or input file) failed
+        failing = (
+            has_errors(self.diagnostics) or bool(self.errors) or self.cancelled or bool(self.not_started)
+        )
         if self.inputs.fail_on == "warning":
             failing = failing or any(d.severity == "warning" for d in self.diagnostics)
         failing = failing or any(r.status != "success" for r in self.reports)
@@ -150,7 +175,7 @@ class Outcome:
 
 
 def _secret_env_names(workspace: Path, connections: str | None) -> set[str]:
-    """Every `${ENV}` a connections file uses for a secret field: masked before anything prints."""
+    """Every `${ENV}` a connections file uses, in any field: masked before anything prints."""
     names: set[str] = set()
     candidates = [workspace / connections] if connections else list(workspace.rglob(conns.FILE_NAME))
     for path in candidates:
@@ -162,9 +187,10 @@ def _secret_env_names(workspace: Path, connections: str | None) -> set[str]:
             continue
         for aliases in loaded.families.values():
             for fields in aliases.values():
-                for key, value in fields.items():
-                    if isinstance(value, str) and (key.lower() in conns.SECRET_FIELDS or "://" in value):
-                        names.update(conns.ENV_REF.findall(value))
+                for value in fields.values():
+                    # every value read from the environment is a secret, whatever field it sits in
+                    if isinstance(value, str):
+                        names.update(n for n in conns.ENV_REF.findall(value) if not conns.runner_owned(n))
     return names
 
 
@@ -189,13 +215,20 @@ def emit_masks(values, redactor: Redactor) -> None:
     for value in values:
         if value and value not in redactor.secrets:
             redactor.add(value)
-            lines += command.add_mask(value)
+            if value in redactor.secrets or value.strip() in redactor.secrets:  # long enough to mask
+                lines += command.add_mask(value)
     command.emit(lines)
 
 
 def select_pipelines(inputs: Inputs, event: Event, workspace: Path, outcome: Outcome, env) -> list[Path]:
     matched = discover([p for p in inputs.pipelines if p]) if inputs.pipelines else []
     matched = [p for p in matched if not _ignored(p)]
+    outside = [p for p in matched if not p.resolve().is_relative_to(workspace)]  # `..`, or a symlink out
+    if outside:
+        outcome.errors.append(
+            "pipeline files outside the workspace are not read: " + ", ".join(map(str, outside))
+        )
+        matched = [p for p in matched if p not in outside]
     if not matched:  # a typo in the glob must not pass for "this pull request changed no pipeline"
         outcome.notes.append(f"Input `pipelines` matched no OML file: {', '.join(inputs.pipelines)}.")
         outcome.findings.append(Finding("warning", outcome.notes[-1], title="No pipelines found"))
@@ -248,6 +281,8 @@ def run_all(outcome: Outcome, env, out_root: Path, redactor: Redactor) -> None:
     if inputs.e2b_api_key:
         env = {**env, "E2B_API_KEY": inputs.e2b_api_key}
     runnable = [c for c in outcome.checked if c.compiled is not None]
+    taken: set[str] = set()  # two pipelines of the same name get two folders
+    folders = {id(c): safe_folder(out_root, c.compiled.manifest["pipeline"]["id"], taken) for c in runnable}
 
     def one(checked: Checked) -> RunReport | None:
         if outcome.cancelled:
@@ -257,10 +292,11 @@ def run_all(outcome: Outcome, env, out_root: Path, redactor: Redactor) -> None:
             connections=inputs.connections,
             timeout=inputs.timeout,
             e2b_template=inputs.e2b_template,
-            out=out_root / checked.compiled.manifest["pipeline"]["id"],
+            out=folders[id(checked)],
             plan=outcome.mode == "plan",
             profile=inputs.profile,
             isolate_schema=outcome.isolate_schema,
+            root=Path.cwd(),  # the workspace: no data file is read outside it
         )
         try:
             prepared = prepare(checked.path, options, env)
@@ -272,7 +308,7 @@ def run_all(outcome: Outcome, env, out_root: Path, redactor: Redactor) -> None:
             return None
         with outcome.lock:  # values resolved only now (a DSN's password): masked before the run prints
             emit_masks(sorted(prepared.redactor.secrets), redactor)
-        run = Run(prepared, options, lambda line: _log(redactor.redact(line)), env)
+        run = Run(prepared, options, lambda line: _log(outcome.shown(redactor.redact(line))), env)
         with outcome.lock:
             outcome.runs.append(run)
             if outcome.cancelled:
@@ -294,7 +330,7 @@ def annotate_runs(outcome: Outcome, errors_shown: int) -> None:
         command.annotation("error", message, file=file, line=line_no, title="Pipeline not run")
         for message, file, line_no in outcome.problems
     ]
-    for report in outcome.reports:
+    for report in outcome.public_reports():
         checked = by_file.get(report.file or "")
         for target in report.targets:
             if target.state == "incompatible":
@@ -405,7 +441,7 @@ def write_summary(
         summary.code_block(error)
     if outcome.cancelled:
         summary.paragraph(line(Raw("<b>Cancelled</b>"), ": the run was stopped; results below are partial."))
-    for report in outcome.reports:
+    for report in outcome.public_reports():
         add_report(summary, report)
     ran = {report.file for report in outcome.reports}
     for checked in outcome.checked:
@@ -456,6 +492,9 @@ def _invalid_input(exc: InputError, env: Mapping[str, str]) -> int:
 
 
 def main(env=None) -> int:
+    from osiris_action.sandbox.local import protect_process
+
+    protect_process()  # before any secret is read: the worker must not read them from /proc
     env = os.environ if env is None else env
     workspace = Path(env.get("GITHUB_WORKSPACE") or ".").resolve()
     os.chdir(workspace)
@@ -471,12 +510,31 @@ def main(env=None) -> int:
         return _invalid_input(
             InputError(str(exc), "The runner writes GITHUB_EVENT_PATH; check the job."), env
         )
+    artifacts = (workspace / inputs.artifacts_dir).resolve()
+    if not artifacts.is_relative_to(workspace):  # `..`, an absolute path, or a symlink leaving it
+        return _invalid_input(
+            InputError(
+                f"Input 'artifacts-dir' must be a folder inside the workspace, got {inputs.artifacts_dir!r}",
+                "Use a relative path such as `osiris-artifacts`.",
+                "artifacts-dir",
+            ),
+            env,
+        )
     outcome = Outcome(inputs, event, new_run_id(), mode=inputs.mode)
-    out_root = Path(inputs.artifacts_dir) / outcome.run_id
+    out_root = artifacts / outcome.run_id
     previous = _cancel_on_signals(outcome)
     extra: list[Diagnostic] = []
     closed = event.is_pull_request and event.action == "closed"
     try:
+        if event.is_pull_request and not event.pr_known:  # issue_comment: ask the API, unknown is a fork
+            event = outcome.event = _complete_pull_request(event, inputs, env)
+        if outcome.mode == "cleanup" and event.is_fork:
+            outcome.mode = "validate"
+            raise OsirisError(
+                "refusing to clean up after a fork's pull request: its connections file names the hosts, "
+                "and clean-up would connect to them with the repository's secrets",
+                "A fork's pull request never ran with secrets, so it left no schema to drop.",
+            )
         if outcome.mode == "cleanup":
             cleanup_pr(outcome, workspace, env)
             closed = True
@@ -484,6 +542,20 @@ def main(env=None) -> int:
             outcome.notes.append("The pull request is closed: there is nothing to check.")
             outcome.findings.append(Finding("notice", outcome.notes[-1], title="Nothing to check"))
             outcome.mode = "validate"
+        elif event.is_fork and event.is_privileged and outcome.mode in RUN_MODES:
+            outcome.mode = "compile"  # still validated and compiled: the author sees their findings
+            refusal = OsirisError(
+                f"refusing to {inputs.mode} a fork's pipelines under `{event.name}`: that event runs with "
+                "the repository's secrets, and the fork's SQL, hosts and connections file would get them"
+                + (
+                    ""
+                    if event.pr_known
+                    else " (the pull request's origin is unknown, so it counts as a fork)"
+                ),
+                "Run pipelines of forks under `on: pull_request` (GitHub gives them no secrets), or "
+                "check out the base branch only. See the README's Security model.",
+            )
+            outcome.errors.append(refusal.render())
         elif event.is_pull_request and (event.is_fork or event.is_dependabot) and outcome.mode in RUN_MODES:
             who = "Dependabot" if event.is_dependabot else "a fork"
             outcome.mode = "compile"
@@ -550,6 +622,19 @@ def main(env=None) -> int:
     return 1 if outcome.status == "failure" else 0
 
 
+def _complete_pull_request(event: Event, inputs: Inputs, env) -> Event:
+    """The pull request's head and base from the API; on any failure the event stays unknown (a fork)."""
+    from osiris_action.github.rest import GitHubClient, GitHubError
+
+    if not (event.repository and event.pr_number and inputs.github_token):
+        return event
+    try:
+        with GitHubClient.from_env(inputs.github_token, env, retries=1) as api:
+            return event.with_pull_request(api.get_pull(event.repository, event.pr_number))
+    except (GitHubError, ValueError):
+        return event
+
+
 def _rule_titles() -> dict[str, str]:
     try:
         from osiris_action.codes import rule_titles
@@ -603,7 +688,7 @@ def _outputs(outcome: Outcome, env, out_root: Path, workspace: Path) -> None:
 
 
 def _comment(outcome: Outcome, markdown: str, env) -> None:
-    from osiris_action.github.rest import Forbidden, GitHubClient, GitHubError, sticky_marker
+    from osiris_action.github.rest import ACTIONS_BOT, Forbidden, GitHubClient, GitHubError, sticky_marker
 
     event = outcome.event
     if not (event.pr_number and event.repository):
@@ -622,7 +707,9 @@ def _comment(outcome: Outcome, markdown: str, env) -> None:
     )
     try:
         with GitHubClient.from_env(outcome.inputs.github_token, env) as api:
-            api.upsert_sticky_comment(event.repository, event.pr_number, marker, markdown)
+            # anyone can post the marker: only a comment of the token's own identity is ours to edit
+            author = api.login() or ACTIONS_BOT
+            api.upsert_sticky_comment(event.repository, event.pr_number, marker, markdown, author=author)
     except Forbidden:
         command.emit(
             command.annotation(

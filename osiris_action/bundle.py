@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from osiris_action import components
-from osiris_action.connections import ENV_REF, REF, SECRET_FIELDS, Connections
+from osiris_action.connections import ENV_REF, REF, SECRET_FIELDS, Connections, runner_owned
 from osiris_action.errors import OsirisError
 from osiris_action.manifest import canonical_bytes
 
@@ -83,8 +84,12 @@ def build(
     connections: Connections,
     pipeline_dir: Path,
     requirements: bool = False,
+    root: Path | None = None,
 ) -> Bundle:
+    """`root` is the folder the host may read data from: the workspace in the action; by default the
+    pipeline's project (its git work tree, else the folder holding the pipeline and its connections)."""
     bundle = Bundle()
+    root = (root or project_root(pipeline_dir, connections.path)).resolve()
     bundle.files["worker.py"] = WORKER.read_bytes()
     bundle.files["manifest.json"] = manifest_bytes
     wanted = {"__init__.py", "_common.py", "_duckdb.py"}  # the worker fingerprints with _duckdb
@@ -97,9 +102,9 @@ def build(
         if key is not None:
             alias, fields = connections.lookup(*key)
             bundle.env_names |= connections.env_names(key[0], alias)
-            spec, label = _without_literal_secrets(dict(fields), bundle), f"{key[0]}-{alias}"
+            spec, label = _without_literal_secrets(dict(fields), bundle), _folder_name(f"{key[0]}-{alias}")
         if "filesystem" in components.get(step["component"]).families:
-            spec = _filesystem(step, spec, f"{DATA}/{label}", connections, pipeline_dir, bundle)
+            spec = _filesystem(step, spec, f"{DATA}/{label}", connections, (pipeline_dir, root), bundle)
         step_connections[step["id"]] = spec or None
     for name in sorted(wanted):
         bundle.files[f"osiris_drivers/{name}"] = (components.DRIVERS_DIR / name).read_bytes()
@@ -109,11 +114,42 @@ def build(
     return bundle
 
 
+def project_root(pipeline_dir: Path, connections_file: Path | None) -> Path:
+    """The pipeline's project: the git work tree holding it, else the folder that holds both the
+    pipeline and its connections file."""
+    here = pipeline_dir.resolve()
+    for folder in (here, *here.parents):
+        if (folder / ".git").exists():
+            return folder
+    if connections_file is None:
+        return here
+    return Path(os.path.commonpath([here, connections_file.resolve().parent]))
+
+
+def _folder_name(label: str) -> str:
+    """A connection's family and alias as one plain folder name of the sandbox (an alias is user data)."""
+    safe = re.sub(r"[^A-Za-z0-9_-]+", "-", label).strip("-") or "connection"
+    return safe if safe == label else f"{safe}-{hashlib.sha256(label.encode()).hexdigest()[:8]}"
+
+
 def _filesystem(
-    step: dict, spec: dict, sandbox_base: str, connections: Connections, pipeline_dir: Path, bundle: Bundle
+    step: dict,
+    spec: dict,
+    sandbox_base: str,
+    connections: Connections,
+    folders: tuple[Path, Path],
+    bundle: Bundle,
 ) -> dict:
-    """Map the step's folder into the sandbox's data folder, and ship the files an extractor reads."""
+    """Map the step's folder into the sandbox's data folder, and ship the files an extractor reads.
+    `folders` are the pipeline's folder and the root no data path may leave (symlinks resolved)."""
+    pipeline_dir, root = folders
     base_dir = spec.get("base_dir", ".")
+    if isinstance(base_dir, str) and any(runner_owned(n) for n in ENV_REF.findall(base_dir)):
+        raise OsirisError(
+            f"the connection's base_dir {base_dir!r} names a variable of the runner",
+            "A connection may read only variables the workflow sets for it; see CON003.",
+            step=step["id"],
+        )
     if isinstance(base_dir, str) and ENV_REF.search(base_dir):
         base_dir = ENV_REF.sub(lambda m: os.environ.get(m.group(1), m.group(0)), base_dir)
     if not isinstance(base_dir, str) or ENV_REF.search(base_dir):
@@ -124,11 +160,18 @@ def _filesystem(
         )
     home = connections.path.parent if connections.path and spec.get("base_dir") else pipeline_dir
     local_base = (home / base_dir).resolve()
+    if not local_base.is_relative_to(root):  # /proc/self, /etc, or a symlinked folder leading there
+        raise OsirisError(
+            f"the data folder {base_dir!r} resolves to {local_base}, outside {root}",
+            "Keep base_dir (and every folder on its way, symlinks included) inside the repository; "
+            "data files outside it are not read.",
+            step=step["id"],
+        )
     if step["component"] == "filesystem.csv_extractor":
         source = (local_base / step["config"]["path"]).resolve()
         if not source.is_relative_to(local_base):
             raise OsirisError(
-                f"path '{step['config']['path']}' escapes the base folder {local_base}",
+                f"path '{step['config']['path']}' leads outside the base folder {local_base}",
                 "Keep data files inside the connection's base_dir.",
                 step=step["id"],
             )

@@ -237,6 +237,9 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    from osiris_action.sandbox.local import protect_process
+
+    protect_process()  # before any secret is read: a worker must not read them from /proc
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         args = _parser().parse_args(argv)

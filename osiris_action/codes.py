@@ -70,6 +70,7 @@ CODES: dict[str, Code] = {
     "OML060": Code("DuckDB SQL syntax error", "error"),
     "OML061": Code("Query reads a table no upstream step provides", "warning"),
     "OML062": Code("Query is not a SELECT", "warning"),
+    "OML063": Code("Query reaches outside its inputs", "error"),
     # Compilation
     "OML070": Code("Unresolved parameter", "error"),
     # Accepted for compatibility with Osiris
@@ -78,6 +79,7 @@ CODES: dict[str, Code] = {
     # Connections file
     "CON001": Code("Malformed connections file", "error"),
     "CON002": Code("Literal secret in the connections file", "warning"),
+    "CON003": Code("Connection reads a variable of the runner", "error"),
 }
 
 # The file could not be read as input at all: the CLI exits 2 (usage or unreadable input), not 1.

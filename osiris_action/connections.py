@@ -69,6 +69,17 @@ SECRET_FIELDS = _SecretNames(
 DSN_FIELDS = frozenset({"dsn", "pg_dsn", "sql_dsn", "connection_string"})
 KEYWORD_PASSWORD = re.compile(r"password\s*=\s*(?:'((?:[^'\\]|\\.)*)'|(\S+))")
 
+# The runner's own variables and the ones this action reads: a pull request could otherwise write
+# `password: ${GITHUB_TOKEN}` and receive the job's token (or the E2B key) inside the worker.
+RUNNER_PREFIXES = ("GITHUB_", "INPUT_", "ACTIONS_", "RUNNER_", "E2B_", "OSIRIS_SECRET_")
+RUNNER_NAMES = frozenset({"OSIRIS_HOME", "OSIRIS_BUNDLE_SHA256", "OSIRIS_TYPES"})
+
+
+def runner_owned(name: str) -> bool:
+    """Whether `${name}` names a variable of the runner or of this action (never a pipeline's)."""
+    upper = name.strip().upper()
+    return upper.startswith(RUNNER_PREFIXES) or upper in RUNNER_NAMES
+
 
 @dataclass
 class Connections:
@@ -132,6 +143,11 @@ class Connections:
         for key, value in fields.items():
             if isinstance(value, str):
                 for name in ENV_REF.findall(value):
+                    if runner_owned(name):
+                        raise OsirisError(
+                            f"'{key}' in @{family}.{alias} names the runner's variable '{name}'",
+                            "A connection may read only variables the workflow sets for it; see CON003.",
+                        )
                     if not env.get(name):
                         raise OsirisError(
                             f"environment variable '{name}' is {'empty' if name in env else 'not set'} "
@@ -236,6 +252,20 @@ def load(path: Path | None, display: str | None = None) -> tuple[Connections, li
             spread = _spread(fields)
             conns.families[str(family)][str(alias)] = {name: value for name, (_, value) in spread.items()}
             for key, (path, value) in spread.items():
+                for name in ENV_REF.findall(value) if isinstance(value, str) else ():
+                    if runner_owned(name):
+                        diags.append(
+                            Diagnostic(
+                                doc.file,
+                                doc.span(("connections", family, alias, *path)),
+                                "error",
+                                "CON003",
+                                f"@{family}.{alias}: '{key}' reads the runner's variable ${{{name}}}",
+                                f"`{name}` belongs to the runner or to this action, never to a pipeline. "
+                                f"Use a variable of your own, e.g. `${{{_env_name(family, key)}}}`, set on "
+                                "the step from a secret.",
+                            )
+                        )
                 if _literal_secret(str(key), value):
                     diags.append(
                         Diagnostic(

@@ -42,7 +42,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-__all__ = ["MASK", "MIN_SECRET_LEN", "Redactor", "is_reference", "is_secret_key", "patterns_enabled"]
+__all__ = [
+    "MASK",
+    "MIN_SECRET_LEN",
+    "Redactor",
+    "hide_data_values",
+    "is_reference",
+    "is_secret_key",
+    "patterns_enabled",
+]
 
 MASK = "***"
 
@@ -352,7 +360,11 @@ class Redactor:
         if not isinstance(value, str):
             return False
         # A value read from a file often carries its newline; the stripped value is what gets printed.
-        candidates = {value, value.strip()} - self._secrets
+        candidates = {value, value.strip()}
+        # A multi-line secret (a PEM key, a JSON key file) is printed a line at a time as often as
+        # whole: each line is a secret of its own, as the runner's masker treats it.
+        candidates |= {line.strip() for line in value.splitlines()}
+        candidates -= self._secrets
         new = {v for v in candidates if len(v) >= MIN_SECRET_LEN and not v.isspace()}
         if not new:
             return False
@@ -464,3 +476,30 @@ def _mask_spans(known: re.Pattern[str], text: str) -> str:
         return text
     out.append(text[pos:])
     return "".join(out)
+
+
+# --- values from the data ------------------------------------------------------------------------------
+# Database errors quote the rows they tripped on: Postgres `Key (email)=(a@b.c) already exists` and
+# `Failing row contains (...)`, MySQL `Duplicate entry 'x' for key`, DuckDB `Could not convert string
+# 'x' to INT32`. Such text is not a secret the redactor knows, but it is the data, and a pull request's
+# comment may be public.
+ELIDED = "…"
+_DATA_VALUES = (
+    (re.compile(r"(\bKey \([^)]*\)=)\((?:[^()]|\([^()]*\))*\)"), r"\1(" + ELIDED + ")"),
+    (re.compile(r"(Failing row contains )\(.*\)"), r"\1(" + ELIDED + ")"),
+    # a quoted value right after the word that introduces it: "string 'x'", "entry 'x'", "value: 'x'",
+    # "for type integer: \"x\"", "Duplicate key \"note: x\""; our own quoting ("step 'x'") stays
+    (
+        re.compile(
+            r"""((?:\b(?:string|value|entry|key|input|literal|row)\b|\btype \w+):?\s*)(['"])[^\n]*?\2"""
+        ),
+        r"\1\2" + ELIDED + r"\2",
+    ),
+)
+
+
+def hide_data_values(text: str) -> str:
+    """`text` (an error message) with the values it quotes from the data replaced by an ellipsis."""
+    for pattern, replacement in _DATA_VALUES:
+        text = pattern.sub(replacement, text)
+    return text

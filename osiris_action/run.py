@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import signal
 import sys
@@ -51,6 +52,7 @@ class RunOptions:
     download_data: bool | None = None
     plan: bool = False  # read sources and targets, write nothing
     isolate_schema: str | None = None  # every writer's target moves to this schema (per-PR isolation)
+    root: Path | None = None  # no data is read outside it (the action's workspace); None: the project
 
 
 @dataclass
@@ -64,6 +66,21 @@ class Prepared:
     bundle: bundles.Bundle
     env: dict[str, str]
     redactor: Redactor
+
+
+def safe_folder(parent: Path, name: str, taken: set[str]) -> Path:
+    """A folder under `parent` named after user data (a pipeline's name): one plain path segment, unique
+    among `taken` (which it joins), and checked to stay inside `parent` whatever the name held."""
+    base = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-")[:80] or "pipeline"
+    folder, number = base, 1
+    while folder.lower() in taken:
+        number += 1
+        folder = f"{base}-{number}"
+    taken.add(folder.lower())
+    path = parent / folder
+    if path.resolve().parent != parent.resolve():
+        raise OsirisError(f"refusing the folder name {name!r}: it leaves {parent}", "Rename the pipeline.")
+    return path
 
 
 def new_run_id() -> str:
@@ -94,7 +111,9 @@ def prepare(path: Path, options: RunOptions, environ: Mapping[str, str] = os.env
     # E2B always gets the pinned requirements: installed when asked or when the template lacks them
     requirements = options.install_deps or options.target == "e2b"
     try:
-        bundle = bundles.build(manifest, manifest_bytes, connections, path.parent.resolve(), requirements)
+        bundle = bundles.build(
+            manifest, manifest_bytes, connections, path.parent.resolve(), requirements, options.root
+        )
     except OsirisError as exc:
         exc.file = exc.file or display_path(path)
         raise
@@ -113,6 +132,8 @@ def prepare(path: Path, options: RunOptions, environ: Mapping[str, str] = os.env
             raise
         for value in conns.secret_values(resolved, connections.lookup(*key)[1]):
             redactor.add(value)
+        for name in connections.env_names(*key):  # every value read from the environment is secret
+            redactor.add(environ.get(name, ""))
     env = {name: environ[name] for name in sorted(bundle.env_names)} | bundle.literal_env
     return Prepared(
         display_path(path), manifest, manifest_bytes, fingerprint(manifest_bytes), bundle, env, redactor

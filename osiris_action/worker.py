@@ -132,7 +132,8 @@ def run_step(
     isolated = settings.get("isolate", {}).get(sid)
     if isolated:
         config["schema"] = isolated
-    artifacts = root / "artifacts" / sid
+    # the id names a folder: never a path out of artifacts/, whatever manifest arrived
+    artifacts = root / "artifacts" / (re.sub(r"[/\\\0]", "_", sid).lstrip(".") or "_")
     artifacts.mkdir(parents=True, exist_ok=True)
     (artifacts / "cleaned_config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
     ctx = StepContext(
@@ -259,7 +260,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-id", required=True)
     parser.add_argument("--root", default=".")
     args = parser.parse_args(argv)
+    _undumpable()
     return execute(Path(args.root).resolve(), Events(args.run_id))
+
+
+def _undumpable() -> None:
+    """Another worker running beside this one (parallel pipelines) must not read this one's secrets."""
+    import contextlib
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):  # not Linux
+        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0 (E2B sandboxes too)
 
 
 if __name__ == "__main__":

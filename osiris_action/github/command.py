@@ -88,16 +88,20 @@ def annotation(
 
 
 def add_mask(value: object) -> list[str]:
-    """`::add-mask::` lines for a secret: one per non-blank line, each trimmed and escaped.
+    """`::add-mask::` lines for a secret: one per line long enough to mask, each trimmed and escaped.
 
     A raw newline would end the command after the first line and print the rest of the secret in
     clear; whitespace-only lines only earn a runner warning. Masks apply to output printed after
     them, so emit these before anything that might contain the value.
     """
+    from osiris_action.redact import MIN_SECRET_LEN
+
     lines: list[str] = []
     for part in _LINE_BREAK.split(_text(value)):
         part = part.strip()
-        if part and (cmd := format_command("add-mask", part)) not in lines:
+        # A mask shorter than the redactor's minimum reveals more than it hides: the log would show
+        # every "ab" it masked, telling which short strings the secret contains.
+        if len(part) >= MIN_SECRET_LEN and (cmd := format_command("add-mask", part)) not in lines:
             lines.append(cmd)
     return lines
 

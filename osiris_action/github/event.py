@@ -11,10 +11,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 DEPENDABOT = "dependabot[bot]"
+# Events that run the base branch's workflow with secrets and a writable token, whatever the pull
+# request: code of a fork must never run, plan or clean up under them.
+PRIVILEGED = frozenset({"pull_request_target", "issue_comment", "workflow_run"})
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,8 @@ class Event:
     head_ref: str | None = None
     base_repo: str | None = None
     head_repo: str | None = None
+    private: bool | None = None  # the repository's visibility, when the payload says
+    pr_known: bool = False  # the payload carried the pull request's head and base
     payload: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -42,11 +47,33 @@ class Event:
         return self.pr_number is not None
 
     @property
+    def is_privileged(self) -> bool:
+        return self.name in PRIVILEGED
+
+    @property
     def is_fork(self) -> bool:
-        """Head repository differs from the base; a deleted fork (no head repo) counts as a fork."""
-        if not self.is_pull_request or self.base_repo is None:
+        """Head repository differs from the base. Unknown counts as a fork: a deleted fork (no head
+        repo), or a pull request whose head and base neither the payload nor the API told."""
+        if not self.is_pull_request:
             return False
-        return self.head_repo is None or self.head_repo.lower() != self.base_repo.lower()
+        if self.base_repo is None or self.head_repo is None:
+            return True
+        return self.head_repo.lower() != self.base_repo.lower()
+
+    def with_pull_request(self, pr: Mapping[str, Any]) -> Event:
+        """This event completed with the pull request as the REST API returns it."""
+        base, head = _obj(pr.get("base")), _obj(pr.get("head"))
+        return replace(
+            self,
+            pr_author=self.pr_author or _str(_obj(pr.get("user")).get("login")),
+            base_sha=_str(base.get("sha")),
+            head_sha=_str(head.get("sha")),
+            base_ref=_str(base.get("ref")),
+            head_ref=_str(head.get("ref")),
+            base_repo=_str(_obj(base.get("repo")).get("full_name")),
+            head_repo=_str(_obj(head.get("repo")).get("full_name")),
+            pr_known=bool(base and head),
+        )
 
     @property
     def is_dependabot(self) -> bool:
@@ -75,10 +102,20 @@ def event_from_payload(name: str, payload: Mapping[str, Any], env: Mapping[str, 
     env = env or {}
     pr = _obj(payload.get("pull_request"))
     issue = _obj(payload.get("issue"))
+    repository = _obj(payload.get("repository"))
     base, head = _obj(pr.get("base")), _obj(pr.get("head"))
     number = pr.get("number", payload.get("number") if pr else None)
     if number is None and "pull_request" in issue:
         number = issue.get("number")  # a comment on a pull request
+    run = _obj(payload.get("workflow_run"))
+    if run:
+        # The run's own head: a fork's pull request is listed in `pull_requests` only for the base
+        # repository's own branches, so the head repository is what tells.
+        pulls = [p for p in run.get("pull_requests") or [] if isinstance(p, Mapping)]
+        number = pulls[0].get("number") if pulls else (0 if run.get("event") == "pull_request" else None)
+        base = {"repo": _obj(run.get("repository")) or repository}
+        head = {"repo": _obj(run.get("head_repository")), "sha": run.get("head_sha")}
+    private = repository.get("private")
     return Event(
         name=name,
         action=_str(payload.get("action")),
@@ -94,6 +131,8 @@ def event_from_payload(name: str, payload: Mapping[str, Any], env: Mapping[str, 
         head_ref=_str(head.get("ref")),
         base_repo=_str(_obj(base.get("repo")).get("full_name")),
         head_repo=_str(_obj(head.get("repo")).get("full_name")),
+        private=private if isinstance(private, bool) else None,
+        pr_known=bool(base and head),
         payload=payload,
     )
 

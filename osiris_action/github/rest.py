@@ -29,6 +29,7 @@ DEFAULT_TIMEOUT = httpx.Timeout(20.0, connect=10.0)
 COMMENT_LIMIT = 65536
 COMMENT_BUDGET = 65000
 MAX_PAGES = 50
+ACTIONS_BOT = "github-actions[bot]"
 
 _REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+\Z")
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE"})
@@ -135,6 +136,21 @@ class GitHubClient:
         """Files of a pull request (`filename`, `status`, `previous_filename`, ...); GitHub stops at 3000."""
         return self._paginate(f"repos/{_repo(repo)}/pulls/{int(number)}/files")
 
+    def get_pull(self, repo: str, number: int) -> dict[str, Any]:
+        """One pull request (`head.repo`, `base.repo`, `user`, ...)."""
+        return self._request("GET", f"repos/{_repo(repo)}/pulls/{int(number)}").json()
+
+    def login(self) -> str | None:
+        """The token's own identity: `GET /user` for a user's token; a job's `GITHUB_TOKEN` (an app
+        installation token) may not read it and acts as `github-actions[bot]`."""
+        try:
+            data = self._request("GET", "user").json()
+        except GitHubError as exc:
+            if exc.status in (401, 403, 404):
+                return ACTIONS_BOT
+            raise
+        return data.get("login") if isinstance(data, dict) else None
+
     def list_issue_comments(self, repo: str, number: int) -> list[dict[str, Any]]:
         return self._paginate(f"repos/{_repo(repo)}/issues/{int(number)}/comments")
 
@@ -159,8 +175,8 @@ class GitHubClient:
         for comment in self.list_issue_comments(repo, number):
             if hidden not in (comment.get("body") or ""):
                 continue
-            if author and (comment.get("user") or {}).get("login") != author:
-                continue
+            if author and ((comment.get("user") or {}).get("login") or "").lower() != author.lower():
+                continue  # someone else posted the marker: never edit (or fail on) their comment
             if (comment.get("body") or "").rstrip() == full.rstrip():
                 return StickyResult("unchanged", comment)
             return StickyResult("updated", self.update_issue_comment(repo, comment["id"], full))

@@ -31,12 +31,23 @@ class Raw(str):
     """Markdown or HTML we wrote ourselves: inserted without escaping."""
 
 
+# An @ that starts a word is a mention: a pipeline's name, a step id or an error text would notify that
+# user or team from the summary and the PR comment. A zero-width space after it keeps the text readable
+# and the mention inert; an @ inside a word (an e-mail address, a DSN) is no mention and stays as it is.
+_MENTION = re.compile(r"(?<![A-Za-z0-9_`])@(?=[A-Za-z0-9])")
+
+
 def escape_text(text: object) -> str:
     """Text shown literally in Markdown or inline HTML; `Raw` passes through."""
     if isinstance(text, Raw):
         return text
     escaped = html.escape(str(text).translate(_MARKDOWN))
-    return _BREAK.sub("<br>", escaped)
+    return _BREAK.sub("<br>", no_mentions(escaped))
+
+
+def no_mentions(text: str) -> str:
+    """`text` with every @mention made inert (`@&#8203;name`)."""
+    return _MENTION.sub("@&#8203;", text)
 
 
 def escape_cell(text: object) -> str:
@@ -120,7 +131,7 @@ class Summary:
 
         A blank line after `</summary>` is what makes GitHub render the Markdown inside.
         """
-        label_html = html.escape(" ".join(_BREAK.split(str(label))))
+        label_html = no_mentions(html.escape(" ".join(_BREAK.split(str(label)))))
         self._add(f"<details{' open' if open else ''}><summary>{label_html}</summary>\n")
         if isinstance(content, Summary):
             self._blocks.extend(content._blocks)

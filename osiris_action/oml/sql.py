@@ -36,6 +36,26 @@ def _database():
 
 _per_thread = threading.local()
 
+# What a query could use to reach beyond its inputs: files, other databases, extensions, settings. The
+# worker's DuckDB refuses all of it at run time (drivers/_duckdb.py); validation says so on the line,
+# before anything runs.
+HOST_FUNCTIONS = frozenset(
+    {
+        "read_text", "read_blob", "read_csv", "read_csv_auto", "read_parquet", "parquet_scan",
+        "read_json", "read_json_auto", "read_ndjson", "read_ndjson_auto", "read_json_objects",
+        "read_json_objects_auto", "read_ndjson_objects", "glob", "sniff_csv", "parquet_metadata",
+        "parquet_schema", "parquet_file_metadata", "parquet_kv_metadata", "read_xlsx", "delta_scan",
+        "iceberg_scan", "sqlite_scan", "postgres_scan", "mysql_scan", "duckdb_secrets",
+        "duckdb_extensions",
+    }
+)  # fmt: skip
+HOST_STATEMENTS = frozenset({"COPY", "ATTACH", "DETACH", "LOAD", "EXPORT", "COPY_DATABASE", "PRAGMA", "SET"})
+_FILE_NAME = re.compile(r"/|\.(?:csv|tsv|txt|parquet|json|ndjson|jsonl|gz|zst|db|duckdb|xlsx)$", re.I)
+_HOST_HINT = (
+    "A query reads only the tables of its upstream steps: files, extensions, other databases and "
+    "settings are off. Read a file with a filesystem.csv_extractor step and list it under `needs`."
+)
+
 
 def _connection():
     """A cursor of its own for each thread: a DuckDB connection refuses a second caller while busy, and
@@ -83,29 +103,41 @@ def _check(query: str, provided: set[str] | None, result: dict) -> list[SqlFindi
                 )
             ]
         return _statement_check(query)
-    if provided is None:
-        return []
-    known = {name.lower() for name in provided}
     ctes: set[str] = set()
     tables: list[tuple[str, int]] = []
-    _walk(result.get("statements", []), ctes, tables)
-    findings = []
+    functions: list[tuple[str, int]] = []
+    _walk(result.get("statements", []), ctes, tables, functions)
+    findings = [
+        _host_finding(query, offset, len(name), f"the query calls {name}(), which reads outside its inputs")
+        for name, offset in functions
+        if name.lower() in HOST_FUNCTIONS
+    ]
     for name, offset in tables:
-        if name.lower() in known or name.lower() in ctes:
+        if name.lower() in ctes:
             continue
-        offset = _char_offset(query, offset)
-        available = ", ".join(sorted(provided)) or "none (this step has no inputs)"
-        findings.append(
-            SqlFinding(
-                offset,
-                len(name),
-                "warning",
-                "OML061",
-                f"the query reads table '{name}', which no upstream step provides",
-                f"Upstream tables visible here: {available}. Add the producing step to `needs`.",
+        if _FILE_NAME.search(name):  # `FROM '/etc/passwd'`: DuckDB would read the file as a table
+            findings.append(
+                _host_finding(query, offset, len(name), f"the query reads the file '{name}' as a table")
             )
-        )
+        elif provided is not None and name.lower() not in {n.lower() for n in provided}:
+            findings.append(_missing_table(query, offset, name, provided))
     return findings
+
+
+def _missing_table(query: str, byte_offset: int, name: str, provided: set[str]) -> SqlFinding:
+    available = ", ".join(sorted(provided)) or "none (this step has no inputs)"
+    return SqlFinding(
+        _char_offset(query, byte_offset),
+        len(name),
+        "warning",
+        "OML061",
+        f"the query reads table '{name}', which no upstream step provides",
+        f"Upstream tables visible here: {available}. Add the producing step to `needs`.",
+    )
+
+
+def _host_finding(query: str, byte_offset: int, length: int, message: str) -> SqlFinding:
+    return SqlFinding(_char_offset(query, byte_offset), length, "error", "OML063", message, _HOST_HINT)
 
 
 def _char_offset(query: str, byte_offset: int) -> int:
@@ -117,7 +149,7 @@ def _statement_check(query: str) -> list[SqlFinding]:
     import duckdb
 
     try:
-        _connection().extract_statements(query)  # this thread's cursor, not the shared default one
+        statements = _connection().extract_statements(query)  # this thread's cursor, not the default one
     except duckdb.Error as exc:
         return [
             SqlFinding(
@@ -129,6 +161,17 @@ def _statement_check(query: str) -> list[SqlFinding]:
                 "Fix the SQL at this position.",
             )
         ]
+    host = []
+    for statement in statements:
+        kind = statement.type.name
+        text = statement.query.strip()
+        if kind in HOST_STATEMENTS and not (kind == "SET" and re.match(r"(?i)set\s+variable\b", text)):
+            offset = max(query.find(text), 0)
+            word = text.split(None, 1)[0] if text else kind
+            message = f"the query runs {word.upper()}, which reaches outside its inputs"
+            host.append(SqlFinding(offset, len(word), "error", "OML063", message, _HOST_HINT))
+    if host:
+        return host
     return [
         SqlFinding(
             0,
@@ -154,18 +197,21 @@ def _offset_from_message(query: str, message: str) -> int:
     return 0
 
 
-def _walk(node, ctes: set[str], tables: list[tuple[str, int]]) -> None:
+def _walk(node, ctes: set[str], tables: list[tuple[str, int]], functions: list[tuple[str, int]]) -> None:
     if isinstance(node, dict):
         if node.get("type") == "BASE_TABLE" and node.get("table_name"):
             tables.append((node["table_name"], int(node.get("query_location") or 0)))  # UTF-8 bytes
+        if node.get("type") == "TABLE_FUNCTION" and isinstance(node.get("function"), dict):
+            name = str(node["function"].get("function_name") or "")
+            functions.append((name, int(node.get("query_location") or 0)))
         cte_map = node.get("cte_map")
         if isinstance(cte_map, dict):
             ctes.update(str(entry.get("key", "")).lower() for entry in cte_map.get("map", []))
         for value in node.values():
-            _walk(value, ctes, tables)
+            _walk(value, ctes, tables, functions)
     elif isinstance(node, list):
         for item in node:
-            _walk(item, ctes, tables)
+            _walk(item, ctes, tables, functions)
 
 
 def locate(doc: Document, path: tuple, query: str, offset: int, length: int = 1) -> Span:

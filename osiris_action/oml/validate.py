@@ -209,7 +209,15 @@ class _Checker:
                 continue
             self._step_keys(step, at)
             sid = step.get("id")
-            if isinstance(sid, str) and sid:
+            if isinstance(sid, str) and sid and (sid in (".", "..") or any(c in sid for c in "/\\\0")):
+                self.add(
+                    (*at, "id"),
+                    "error",
+                    "OML022",
+                    f"step id {sid!r} cannot name a folder: it holds a path separator or is '.' or '..'",
+                    "A step's id names its artifacts folder; write `id: extract-orders`.",
+                )
+            elif isinstance(sid, str) and sid:
                 if sid in ids:
                     self.add(
                         (*at, "id"),

@@ -3,6 +3,13 @@
 The child sees a scrubbed environment: PATH, locale and our own settings, plus exactly the variables
 the caller passes (the secrets the manifest's connections reference). Nothing else of the parent's
 environment, such as E2B_API_KEY or GITHUB_TOKEN, reaches it.
+
+Scrubbing is not enough on its own: Linux lets a process read the environment and memory of another
+process of the same user (`/proc/<pid>/environ`, `/proc/<pid>/mem`), and root reads every process's.
+So the host makes itself undumpable before it reads a secret (`protect_process`), which closes those
+files to other processes of its user that lack CAP_SYS_PTRACE, and the worker starts with no
+capabilities at all and cannot gain any (`no_new_privs`): as root (the action's container) it then
+reads neither its parent nor PID 1.
 """
 
 from __future__ import annotations
@@ -28,6 +35,48 @@ from osiris_action.sandbox.base import (
 )
 
 PASS_THROUGH = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SSL_CERT_FILE", "SSL_CERT_DIR")
+
+_PR_SET_DUMPABLE, _PR_CAPBSET_DROP, _PR_SET_NO_NEW_PRIVS = 4, 24, 38
+_LAST_CAP = 63
+
+
+def _prctl():
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux: no /proc to protect
+        return None
+
+
+def protect_process() -> None:
+    """Make this process undumpable: other processes of its user can no longer read its environment or
+    memory through /proc. Call it before any secret is read."""
+    prctl = _prctl()
+    if prctl is not None:
+        prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+
+
+def _drop_privileges() -> None:
+    """In the child before exec: no capability survives the exec, and none can be gained later."""
+    prctl = _PRCTL
+    for cap in range(_LAST_CAP + 1):
+        prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0)
+    prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+
+
+_PRCTL = _prctl()
+
+
+def unprivileged(command: list[str]) -> tuple[list[str], object]:
+    """`command` started with no capabilities: `setpriv` where it exists (no code runs between fork and
+    exec in a threaded parent), else the same drop in the child before exec."""
+    if _PRCTL is None:
+        return command, None
+    setpriv = shutil.which("setpriv")
+    if setpriv:
+        return [setpriv, "--bounding-set=-all", "--inh-caps=-all", "--no-new-privs", "--", *command], None
+    return command, _drop_privileges
 
 
 class LocalSandbox(Sandbox):
@@ -61,8 +110,10 @@ class LocalSandbox(Sandbox):
         child_env.update({"HOME": str(self.root), "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"})
         child_env.update(env)
         stderr_tail: deque[str] = deque(maxlen=20)
+        command, preexec = unprivileged(command)
         self._proc = subprocess.Popen(
             command,
+            preexec_fn=preexec,
             cwd=self.root,
             env=child_env,
             stdout=subprocess.PIPE,
@@ -110,7 +161,8 @@ class LocalSandbox(Sandbox):
             base = self.root / folder
             if not base.is_dir():
                 continue
-            for path in sorted(p for p in base.rglob("*") if p.is_file()):
+            # a link is never followed out: only files the worker wrote come back
+            for path in sorted(p for p in base.rglob("*") if p.is_file() and not p.is_symlink()):
                 rel = path.relative_to(self.root).as_posix()
                 if rel in self.uploaded:
                     continue

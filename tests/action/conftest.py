@@ -76,6 +76,8 @@ steps:
       path: out/orders_by_status.csv
 """
 CONNECTIONS = (QUICKSTART / "osiris_connections.yaml").read_text(encoding="utf-8")
+# longest first: `pull_request_target` before `pull_request`
+EVENT_NAMES = ("workflow_dispatch", "workflow_run", "issue_comment", "pull_request_target", "pull_request")
 
 
 def default_base_files() -> dict[str, str | bytes]:
@@ -340,7 +342,7 @@ class RunnerWorld:
     def payload(self, name: str) -> dict[str, Any]:
         data = json.loads((PAYLOADS / f"{name}.json").read_text(encoding="utf-8"))
         pr = data.get("pull_request")
-        if pr:
+        if pr and "base" in pr:
             pr["base"]["sha"] = self.base_sha
             pr["head"]["sha"] = self.head_sha
             pr["merge_commit_sha"] = self.merge_sha
@@ -355,12 +357,16 @@ class RunnerWorld:
         with_: Mapping[str, str] | None = None,
         env: Mapping[str, str] | None = None,
         payload: Mapping[str, Any] | None = None,
+        event_name: str | None = None,
     ) -> dict[str, str]:
-        """The container's environment for one step; `event` names a file in payloads/."""
+        """The container's environment for one step; `event` names a file in payloads/, whose name
+        starts with the event's (`issue_comment_fork.json` is an `issue_comment`)."""
         if not self._ready:
             self.setup()
         data = dict(payload) if payload is not None else self.payload(event)
-        event_name = "workflow_dispatch" if event == "workflow_dispatch" else "pull_request"
+        event_name = event_name or next(
+            (name for name in EVENT_NAMES if event.startswith(name)), "pull_request"
+        )
         commands = self.runner_temp / "_runner_file_commands"
         workflow = self.runner_temp / "_github_workflow"
         home = self.runner_temp / "_github_home"
@@ -381,6 +387,8 @@ class RunnerWorld:
         event_path.write_text(json.dumps(data, indent=2), encoding="utf-8")
         pr = data.get("pull_request") or {}
         actor = (data.get("sender") or {}).get("login", "alice")
+        if not pr.get("base"):  # issue_comment, workflow_run: no head/base in the payload
+            pr = {}
         result = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(home),
@@ -463,8 +471,9 @@ class RunnerWorld:
         env: Mapping[str, str] | None = None,
         payload: Mapping[str, Any] | None = None,
         timeout: float = 60,
+        event_name: str | None = None,
     ) -> StepResult:
-        environ = self.environment(event, with_, env, payload)
+        environ = self.environment(event, with_, env, payload, event_name)
         proc = self.start(environ)
         try:
             return self.finish(proc, environ, timeout)

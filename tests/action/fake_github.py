@@ -4,6 +4,8 @@
     GET   /repos/{owner}/{repo}/issues/{number}/comments   (paginated)
     POST  /repos/{owner}/{repo}/issues/{number}/comments
     PATCH /repos/{owner}/{repo}/issues/comments/{id}
+    GET   /repos/{owner}/{repo}/pulls/{number}             (what `pulls` holds, else 404)
+    GET   /user                                            (403 for a job's token, as on GitHub)
 
 Shaped like api.github.com: JSON bodies, `Link: <...>; rel="next"` pagination, 201 on create,
 404 `{"message": "Not Found"}` for unknown paths, and `forbidden = True` answers every request with
@@ -24,6 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 _FILES = re.compile(r"/repos/([^/]+/[^/]+)/pulls/(\d+)/files\Z")
 _COMMENTS = re.compile(r"/repos/([^/]+/[^/]+)/issues/(\d+)/comments\Z")
 _COMMENT = re.compile(r"/repos/([^/]+/[^/]+)/issues/comments/(\d+)\Z")
+_PULL = re.compile(r"/repos/([^/]+/[^/]+)/pulls/(\d+)\Z")
 
 
 @dataclass
@@ -43,6 +46,8 @@ class State:
     forbidden: bool = False
     pr_files: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)
     comments: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)
+    pulls: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+    user_login: str | None = None  # a personal token's login; None: the job's token, which GET /user refuses
     requests: list[Request] = field(default_factory=list)
     next_id: int = 1000
 
@@ -163,6 +168,12 @@ class FakeGitHub:
                 },
                 {"X-RateLimit-Remaining": "4999"},
             )
+        if request.method == "GET" and (m := _PULL.match(request.path)) and (m[1], int(m[2])) in state.pulls:
+            return 200, state.pulls[(m[1], int(m[2]))], {}
+        if request.method == "GET" and request.path == "/user":
+            if state.user_login is None:
+                return 403, {"message": "Resource not accessible by integration", "status": "403"}, {}
+            return 200, {"login": state.user_login, "type": "User"}, {}
         if request.method == "GET" and (m := _FILES.match(request.path)):
             return self._page(request, state.pr_files.get((m[1], int(m[2])), []))
         if request.method == "GET" and (m := _COMMENTS.match(request.path)):
@@ -170,7 +181,8 @@ class FakeGitHub:
         if request.method == "POST" and (m := _COMMENTS.match(request.path)):
             if not isinstance(request.body, dict) or not isinstance(request.body.get("body"), str):
                 return 422, {"message": "Invalid request.", "status": "422"}, {}
-            return 201, self._create(m[1], int(m[2]), request.body["body"], state.bot_login), {}
+            login = state.user_login or state.bot_login  # the token's own identity
+            return 201, self._create(m[1], int(m[2]), request.body["body"], login), {}
         if request.method == "PATCH" and (m := _COMMENT.match(request.path)):
             for comments in state.comments.values():
                 for comment in comments:

@@ -68,7 +68,11 @@ def test_a_403_is_a_warning_not_a_failure(runner_world: RunnerWorld) -> None:
     assert warning.title == "PR comment skipped"
     assert "403" in warning.message and "pull-requests: write" in warning.message
     assert not result.of_level("error")
-    assert [r.method for r in runner_world.api.state.requests] == ["GET"]
+    # who the token is (refused), then the comments (refused): no write attempted
+    assert [(r.method, r.path.rsplit("/", 1)[-1]) for r in runner_world.api.state.requests] == [
+        ("GET", "user"),
+        ("GET", "comments"),
+    ]
 
 
 def test_no_comment_outside_pull_requests(runner_world: RunnerWorld) -> None:

@@ -141,6 +141,6 @@ def test_isolate_pr_writes_to_the_pull_requests_schema_and_cleanup_drops_it(
     closed = world.run("pull_request_closed", {"mode": "cleanup"}, env=env)
     assert closed.returncode == 0, closed.explain()
     assert closed.outputs["status"] == "success"
-    assert f"Dropped @supabase.staging: {SHOWN}." in closed.summary
+    assert f"Dropped @&#8203;supabase.staging: {SHOWN}." in closed.summary  # an inert @
     assert pg_execute(pg_db, f"SELECT nspname FROM pg_namespace WHERE nspname = '{SCHEMA}'") == []
     assert pg_execute(pg_db, "SELECT country FROM public.revenue") == [("production",)]

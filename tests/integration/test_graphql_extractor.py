@@ -392,7 +392,7 @@ def test_the_example_pipeline_runs_unchanged(tmp_path, pg_db):
     (tmp_path / "osiris_connections.yaml").write_text("""
 connections:
   graphql:
-    github: {default: true, endpoint: "${GQL_URL}", auth_token: "${GITHUB_GRAPHQL_TOKEN}"}
+    github: {default: true, endpoint: "${GQL_URL}", auth_token: "${GH_GRAPHQL_TOKEN}"}
   supabase:
     main: {default: true, pg_dsn: "${PG_DSN}"}
 """)
@@ -412,7 +412,7 @@ connections:
         proc = run_cli(
             tmp_path / "github-issues.yaml",
             tmp_path / "out",
-            {"GQL_URL": server.url, "GITHUB_GRAPHQL_TOKEN": "ghp_" + "x" * 36, "PG_DSN": pg_db.pg_dsn},
+            {"GQL_URL": server.url, "GH_GRAPHQL_TOKEN": "ghp_" + "x" * 36, "PG_DSN": pg_db.pg_dsn},
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert dict(server.pages) == {0: 1, 100: 1, 200: 1}
