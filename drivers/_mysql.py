@@ -407,3 +407,18 @@ def _time_micros(name: str, value) -> int | None:
             f"Select TIME_TO_SEC({quote_ident(name)}) to read it as a number of seconds.",
         )
     return micros
+
+
+# ---------------------------------------------------------------------------------------------------------
+# LOCAL INFILE: a server may ask the client for any file by name, at any time, on a connection that offers
+# it. Connections offer it only where LOAD DATA is sent (mysql.writer), and PyMySQL answers a request only
+# while the flag below is set; it refuses one at any other time. PyMySQL keeps the flag it checks on the
+# connection (`_local_infile`, read when the server's request arrives).
+
+
+def infile_off(conn) -> None:
+    conn._local_infile = False
+
+
+def infile_on(conn) -> None:
+    conn._local_infile = True

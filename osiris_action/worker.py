@@ -19,6 +19,7 @@ import re
 import sys
 import time
 import traceback
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -93,104 +94,369 @@ def resolve_connection(spec: dict | None) -> dict | None:
 
 
 def fingerprint(table) -> str:
-    """Order-independent: the same rows in any order give the same value, on any machine."""
-    from osiris_drivers._duckdb import connect
-
-    con = connect()
-    con.register("t", table)
-    count, total = con.execute("SELECT count(*), coalesce(sum(hash(t)), 0) FROM t").fetchall()[0]
-    con.close()
-    schema = ",".join(f"{f.name}:{f.type}" for f in table.schema)
-    return hashlib.sha256(f"{schema}|{count}|{total}".encode()).hexdigest()[:16]
+    """Order-independent: the same rows in any order give the same value, on any machine. The reference
+    for `Fingerprint`, which computes the same value on a stream."""
+    fp = Fingerprint(table.schema)
+    for batch in table.to_batches():
+        fp.add(batch)
+    return fp.value()
 
 
-def run_step(
-    step: dict,
-    tables: dict,
-    root: Path,
-    connections: dict,
-    events: Events,
-    settings: dict,
-    prints: dict | None = None,
-) -> None:
-    """One step: its inputs by every name they are visible under, its driver, its measured outcome."""
-    from osiris_drivers._common import StepContext
+class Fingerprint:
+    """sha256 of (schema, row count, the sum of DuckDB's hash of every row), accumulated batch by batch.
 
-    sid = step["id"]
-    plan = bool(settings.get("plan"))
-    started = time.perf_counter()
-    events.emit("step_start", step_id=sid, component=step["component"], driver=step["driver"])
-    inputs = {}
-    rows_in = 0
-    for need, names in step["inputs"].items():
-        table = tables[need]
-        rows_in += table.num_rows
-        for name in names:
-            inputs[name] = table
-        events.emit("inputs_resolved", step_id=sid, from_step=need, names=names, rows=table.num_rows)
-    config = dict(step["config"])
-    isolated = settings.get("isolate", {}).get(sid)
-    if isolated:
-        config["schema"] = isolated
-    artifacts = root / "artifacts" / sid
-    artifacts.mkdir(parents=True, exist_ok=True)
-    (artifacts / "cleaned_config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
-    ctx = StepContext(
-        step_id=sid,
-        connection=resolve_connection(connections.get(sid)),
-        artifacts_dir=artifacts,
-        base_dir=root,
-        emit=lambda event, **fields: events.emit(event, step_id=sid, **fields),
-        plan_only=plan,
-        create_schema=bool(isolated),
-    )
-    driver = importlib.import_module(f"osiris_drivers.{step['driver']}")
-    call = getattr(driver, "plan", None) if plan else driver.run
-    if call is None and step["mode"] == "write":  # a writer without a plan function must not run at all
-        events.emit(
-            "step_planned",
+    A sum does not depend on the order of the rows or on how they are cut into batches, so the value of a
+    stream equals the value of the same rows as one table. Batches are hashed in groups of about
+    GROUP_ROWS rows: a DuckDB query per small batch would cost more than the hashing itself."""
+
+    GROUP_ROWS, GROUP_BYTES = 100_000, 32 << 20
+
+    def __init__(self, schema):
+        self.schema = schema
+        self.count = self.total = 0
+        self._pending: list = []
+        self._pending_rows = self._pending_bytes = 0
+        self._con = None
+
+    def add(self, batch) -> None:
+        if not batch.num_rows:
+            return
+        self._pending.append(batch)
+        self._pending_rows += batch.num_rows
+        self._pending_bytes += batch.nbytes
+        if self._pending_rows >= self.GROUP_ROWS or self._pending_bytes >= self.GROUP_BYTES:
+            self._hash_pending()
+
+    def _hash_pending(self) -> None:
+        import pyarrow as pa
+
+        if not self._pending:
+            return
+        if self._con is None:
+            from osiris_drivers._duckdb import connect
+
+            self._con = connect(threads=1)
+        self._con.register("t", pa.Table.from_batches(self._pending, self.schema))
+        count, total = self._con.execute("SELECT count(*), coalesce(sum(hash(t)), 0) FROM t").fetchall()[0]
+        self._con.unregister("t")
+        self.count += count
+        self.total += int(total)
+        self._pending, self._pending_rows, self._pending_bytes = [], 0, 0
+
+    def value(self) -> str:
+        self._hash_pending()
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+        schema = ",".join(f"{f.name}:{f.type}" for f in self.schema)
+        return hashlib.sha256(f"{schema}|{self.count}|{self.total}".encode()).hexdigest()[:16]
+
+
+class Progress:
+    """Rate-limited `write.progress` / `step.progress` events: a step's row count at most every INTERVAL
+    seconds, so a long job shows that it moves and events.jsonl stays small."""
+
+    INTERVAL = 2.0
+
+    def __init__(self, events: Events):
+        self.events = events
+        self.last: dict[str, float] = {}
+
+    def tick(self, sid: str, event: str, rows: int, started: float) -> None:
+        now = time.perf_counter()
+        if now - self.last.get(sid, started) < self.INTERVAL:
+            return
+        self.last[sid] = now
+        self.events.emit(event, step_id=sid, rows=rows, elapsed_ms=round((now - started) * 1000, 1))
+
+
+class Stream:
+    """One step's output as it flows to the next step: it counts rows, accumulates the fingerprint and
+    reports progress batch by batch, and ends the step when the last batch has passed (`on_end`).
+
+    A failure raised by the step's own source is remembered in `failures` before it travels on, because
+    a consumer (DuckDB, ADBC) may turn it into its own error text on the way."""
+
+    def __init__(self, sid: str, source, engine: Engine, on_end):
+        self.sid = sid
+        self.schema = source.schema
+        self.rows = 0
+        self.done = False
+        self.print: str | None = None
+        self._source = source
+        self._engine = engine
+        self._on_end = on_end
+        self._fp = Fingerprint(source.schema)
+        self._batches = self._flow()
+        self._opened = False
+
+    def _flow(self):
+        engine, started = self._engine, self._engine.started[self.sid]
+        source = iter(self._source)
+        while True:
+            try:
+                batch = next(source)
+            except StopIteration:
+                break
+            except BaseException as exc:
+                engine.failures.append((self.sid, exc))
+                raise
+            self.rows += batch.num_rows
+            self._fp.add(batch)
+            engine.progress.tick(self.sid, "step.progress", self.rows, started)
+            yield batch
+        self.print = self._fp.value()
+        self.done = True
+        self._on_end(self)
+
+    def reader(self):
+        """The stream for its one consumer."""
+        import pyarrow as pa
+
+        if self._opened:
+            raise RuntimeError(f"the output of step {self.sid} was already handed to a consumer")
+        self._opened = True
+        return pa.RecordBatchReader.from_batches(self.schema, self._batches)
+
+    def drain(self) -> None:
+        """Pull whatever the consumer left (a LIMIT, a failed write), so counts and fingerprint stay whole."""
+        for _ in self._batches:
+            pass
+
+
+@dataclass
+class Spilled:
+    """A step's output written once to an Arrow IPC file, for several consumers (or a second look)."""
+
+    path: Path
+    rows: int
+    print: str | None
+    readers: int  # consumers still to come; the file is removed when the last one is done
+
+
+@dataclass
+class Engine:
+    """Runs the steps of a manifest as one pipeline of streams.
+
+    Each step's driver is called in manifest order and returns at once with a lazy reader; rows move when
+    the last step of a chain (a writer) pulls them, so extract, transform and load overlap. A step read by
+    one later step hands its stream straight on; a step read by several is spilled to an IPC file in the
+    run folder and each reader gets its own pass over it; a step nobody reads is drained at once. A step
+    ends (step_complete) when its last batch has passed and its inputs are drained."""
+
+    root: Path
+    connections: dict
+    events: Events
+    settings: dict
+    manifest: dict
+    prints: dict = field(default_factory=dict)
+    outputs: dict = field(default_factory=dict)
+    started: dict = field(default_factory=dict)
+    failures: list = field(default_factory=list)
+    finished: set = field(default_factory=set)
+
+    def __post_init__(self):
+        self.progress = Progress(self.events)
+        self.readers_of: dict[str, int] = {}
+        for step in self.manifest["steps"]:
+            for need in step["inputs"]:
+                self.readers_of[need] = self.readers_of.get(need, 0) + 1
+        self.spill_dir = self.root / ".spill"
+
+    def run(self, step: dict) -> None:
+        """Start one step: resolve its inputs, call its driver, and wire its output."""
+        import pyarrow as pa
+        from osiris_drivers._common import StepContext, reader
+
+        sid = step["id"]
+        plan = bool(self.settings.get("plan"))
+        self.started[sid] = time.perf_counter()
+        self.events.emit("step_start", step_id=sid, component=step["component"], driver=step["driver"])
+        inputs, sources = {}, []
+        for need, names in step["inputs"].items():
+            stream, output = self._open(need)
+            sources.append((need, output))
+            for name in names:
+                inputs[name] = stream
+            rows = output.rows if isinstance(output, Spilled | Ready) else None
+            self.events.emit("inputs_resolved", step_id=sid, from_step=need, names=names, rows=rows)
+        config = dict(step["config"])
+        isolated = self.settings.get("isolate", {}).get(sid)
+        if isolated:
+            config["schema"] = isolated
+        artifacts = self.root / "artifacts" / sid
+        artifacts.mkdir(parents=True, exist_ok=True)
+        (artifacts / "cleaned_config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
+        self.spill_dir.mkdir(exist_ok=True)
+        ctx = StepContext(
             step_id=sid,
-            columns=None,
-            duration_ms=0.0,
-            note=f"{step['component']} cannot plan; its target was not inspected",
+            connection=resolve_connection(self.connections.get(sid)),
+            artifacts_dir=artifacts,
+            base_dir=self.root,
+            emit=lambda event, **fields: self.events.emit(event, step_id=sid, **fields),
+            plan_only=plan,
+            create_schema=bool(isolated),
+            spill_dir=self.spill_dir,
         )
-        return
-    call = call or driver.run  # extractors and transforms only read: run them on empty inputs
-    result = call(
-        {"id": sid, "component": step["component"], "mode": step["mode"], "config": config}, inputs, ctx
-    )
-    duration = round((time.perf_counter() - started) * 1000, 1)
-    if plan:
-        if result is not None:
-            tables[sid] = result.slice(0, 0)
-        columns = (
-            [{"name": f.name, "type": str(f.type)} for f in result.schema] if result is not None else None
+        driver = importlib.import_module(f"osiris_drivers.{step['driver']}")
+        call = getattr(driver, "plan", None) if plan else driver.run
+        if call is None and step["mode"] == "write":  # a writer without a plan function must not run at all
+            self.events.emit(
+                "step_planned",
+                step_id=sid,
+                columns=None,
+                duration_ms=0.0,
+                note=f"{step['component']} cannot plan; its target was not inspected",
+            )
+            self.finished.add(sid)
+            return
+        call = call or driver.run  # extractors and transforms only read: run them on empty inputs
+        if step["mode"] == "write" and not plan:  # what flows into a writer is what it writes: count it
+            metered = {id(s): self._metered_write(sid, s) for s in inputs.values()}
+            inputs = {name: metered[id(s)] for name, s in inputs.items()}
+        result = call(
+            {"id": sid, "component": step["component"], "mode": step["mode"], "config": config}, inputs, ctx
         )
-        events.emit("step_planned", step_id=sid, columns=columns, duration_ms=duration)
-        return
-    prints = {} if prints is None else prints
-    if result is not None:
-        tables[sid] = result
-        rows_out = result.num_rows
-        output = prints[sid] = fingerprint(result)
-    else:
+        if plan:
+            self._planned(sid, result)
+            return
+        if result is None:
+            self._written(step, ctx, sources)
+            return
+        readers = self.readers_of.get(sid, 0)
+        if isinstance(result, pa.Table):  # already whole in memory: the step is done, every reader shares it
+            self.outputs[sid] = Ready(result, readers)
+            self._complete(step, result.num_rows, self.outputs[sid].print, sources)
+            return
+        stream = Stream(sid, reader(result), self, lambda s: self._complete(step, s.rows, s.print, sources))
+        if readers == 1:
+            self.outputs[sid] = stream
+            return
+        if readers == 0:
+            stream.drain()
+            return
+        from osiris_drivers._common import spill
+
+        path = self.spill_dir / f"{len(self.outputs)}.arrow"
+        spill(stream.reader(), path)
+        self.outputs[sid] = Spilled(path, stream.rows, stream.print, readers)
+
+    def _open(self, need: str):
+        from osiris_drivers._common import open_spill
+
+        output = self.outputs[need]
+        if isinstance(output, Spilled):
+            return open_spill(output.path), output
+        return output.reader(), output
+
+    def _metered_write(self, sid: str, stream):
+        """The writer's input, counted on its way in for `write.progress`."""
+        import pyarrow as pa
+
+        started, progress = self.started[sid], self.progress
+
+        def batches():
+            rows = 0
+            for batch in stream:
+                rows += batch.num_rows
+                progress.tick(sid, "write.progress", rows, started)
+                yield batch
+
+        if not isinstance(stream, pa.RecordBatchReader):
+            return stream
+        return pa.RecordBatchReader.from_batches(stream.schema, batches())
+
+    def _finish_inputs(self, sources) -> tuple[int, list]:
+        """Drain what the step left of its inputs and release its spilled ones; the rows they carried and
+        their fingerprints."""
+        rows, prints = 0, []
+        for _need, output in sources:
+            if isinstance(output, Stream):
+                output.drain()
+            elif isinstance(output, Spilled | Ready):
+                output.readers -= 1
+                if output.readers == 0 and isinstance(output, Spilled):
+                    output.path.unlink(missing_ok=True)
+                elif output.readers == 0:
+                    output.table = None  # released once its last reader is done
+            rows += output.rows
+            prints.append(output.print)
+        return rows, prints
+
+    def _complete(self, step: dict, rows_out: int, output: str | None, sources, writer: bool = False) -> None:
+        sid = step["id"]
+        rows_in, prints = self._finish_inputs(sources)
+        if writer:  # a writer's data is its input: its fingerprint is the upstream one, measured on the way
+            output = prints[0] if len(prints) == 1 else None
+        self.prints[sid] = output
+        self.finished.add(sid)
+        self.events.emit(
+            "step_complete",
+            step_id=sid,
+            rows_in=rows_in,
+            rows_out=rows_out,
+            duration_ms=round((time.perf_counter() - self.started[sid]) * 1000, 1),
+            fingerprint=output,
+        )
+
+    def _written(self, step: dict, ctx, sources) -> None:
         written = ctx.results.get("write.complete")
         if written is None:
             raise RuntimeError(f"driver {step['driver']} returned no table and reported no write.complete")
-        rows_out = int(written["rows_written"])
-        # a writer's data is its input: reuse the upstream fingerprint rather than hash it again
-        needs = list(step["inputs"])
-        output = prints.get(needs[0]) if len(needs) == 1 else None
-        if output is None and inputs:
-            output = fingerprint(next(iter(inputs.values())))
-    events.emit(
-        "step_complete",
-        step_id=sid,
-        rows_in=rows_in,
-        rows_out=rows_out,
-        duration_ms=duration,
-        fingerprint=output,
-    )
+        self._complete(step, int(written["rows_written"]), None, sources, writer=True)
+
+    def _planned(self, sid: str, result) -> None:
+        import pyarrow as pa
+        from osiris_drivers._common import reader
+
+        columns = None
+        if result is not None:
+            schema = reader(result).schema if not isinstance(result, pa.Table) else result.schema
+            if isinstance(result, pa.RecordBatchReader):
+                result.read_all()  # a transform planned on empty inputs: let it finish and close
+            self.outputs[sid] = _EmptyOutput(schema.empty_table())
+            columns = [{"name": f.name, "type": str(f.type)} for f in schema]
+        duration = round((time.perf_counter() - self.started[sid]) * 1000, 1)
+        self.finished.add(sid)
+        self.events.emit("step_planned", step_id=sid, columns=columns, duration_ms=duration)
+
+    def culprit(self, current: str) -> tuple[str, BaseException | None]:
+        """The step a failure started in: the first stream that raised, else the step being run."""
+        if self.failures:
+            return self.failures[0]
+        return current, None
+
+    def unfinished(self) -> list[str]:
+        return [sid for sid in self.started if sid not in self.finished]
+
+    def cleanup(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.spill_dir, ignore_errors=True)
+
+
+class Ready:
+    """A step's output that its driver returned whole, as a table: measured at once, shared by its readers."""
+
+    def __init__(self, table, readers: int):
+        self.table, self.rows, self.print, self.readers = table, table.num_rows, fingerprint(table), readers
+
+    def reader(self):
+        from osiris_drivers._common import reader
+
+        return reader(self.table)
+
+
+class _EmptyOutput:
+    """Plan mode: an upstream step's output is its columns without rows, for every consumer."""
+
+    def __init__(self, table):
+        self.table, self.rows, self.print = table, 0, None
+
+    def reader(self):
+        from osiris_drivers._common import reader
+
+        return reader(self.table)
 
 
 def execute(root: Path, events: Events) -> int:
@@ -215,21 +481,33 @@ def execute(root: Path, events: Events) -> int:
     connections = json.loads((root / "connections.json").read_text())
     settings_file = root / "run.json"  # how to run this time: plan only, per-PR schemas
     settings = json.loads(settings_file.read_text()) if settings_file.is_file() else {}
-    tables: dict = {}
-    prints: dict = {}
+    engine = Engine(root, connections, events, settings, manifest)
     started = time.perf_counter()
-    for step in manifest["steps"]:
-        try:
-            run_step(step, tables, root, connections, events, settings, prints)
-        except Exception as exc:  # every failure becomes one event; the host renders it
-            events.emit("step_failed", step_id=step["id"], **_failure(exc))
-            events.emit(
-                "run_complete",
-                status="failed",
-                failed_step=step["id"],
-                duration_ms=round((time.perf_counter() - started) * 1000, 1),
-            )
-            return EXIT_FAILED
+    try:
+        for step in manifest["steps"]:
+            try:
+                engine.run(step)
+            except Exception as exc:  # every failure becomes one event; the host renders it
+                failed, origin = engine.culprit(step["id"])
+                events.emit("step_failed", step_id=failed, **_failure(origin or exc))
+                for other in engine.unfinished():
+                    if other != failed:
+                        events.emit(
+                            "step_failed",
+                            step_id=other,
+                            error_type="Interrupted",
+                            message=f"stopped because step '{failed}' failed while rows were flowing",
+                            hint=f"Fix step '{failed}'; this step did not fail by itself.",
+                        )
+                events.emit(
+                    "run_complete",
+                    status="failed",
+                    failed_step=failed,
+                    duration_ms=round((time.perf_counter() - started) * 1000, 1),
+                )
+                return EXIT_FAILED
+    finally:
+        engine.cleanup()
     events.emit(
         "run_complete", status="success", duration_ms=round((time.perf_counter() - started) * 1000, 1)
     )

@@ -14,9 +14,9 @@ from pathlib import Path
 import pyarrow as pa
 import pymysql
 import pytest
-from osiris_drivers._common import StepContext, StepError
+from osiris_drivers._common import StepContext, StepError, reader
+from osiris_drivers._mysql_send import Sender
 from osiris_drivers.mysql_extractor import run as extract
-from osiris_drivers.mysql_writer import copy_rows
 from osiris_drivers.mysql_writer import run as write
 
 from tests.conftest import MYSQL, mysql_execute
@@ -418,6 +418,7 @@ def test_create_table_maps_every_type_and_round_trips(mysql_db, tmp_path):
         "mode": "append",
         "rows_written": 2,
         "channel_used": "pymysql_load_data",
+        "method": "load_data",
     }
     back, _ = _extract(mysql_db.connection, tmp_path, table="copy")
     # TIMESTAMP comes back from DATETIME(6) as the same UTC wall time, without the zone
@@ -497,13 +498,14 @@ def test_insert_fallback_writes_in_batches_and_rolls_back(mysql_db):
     conn = pymysql.connect(**mysql_db.connection, charset="utf8mb4", init_command="SET time_zone='+00:00'")
     try:
         with conn.cursor() as cursor:
-            assert copy_rows(cursor, target, data, "insert", batch_size=1000) == 2500
+            sender = Sender(cursor, "insert", no_backslash_escapes=False)
+            assert sender.send(target, reader(data)) == 2500
             conn.commit()
             failing = pa.table(
                 {"id": pa.array([*range(3000, 4999), 7], pa.int32())}
             )  # duplicate in last batch
             with pytest.raises(pymysql.IntegrityError):
-                copy_rows(cursor, target, failing, "insert", batch_size=1000)
+                sender.send(target, reader(failing))
             conn.rollback()
     finally:
         conn.close()

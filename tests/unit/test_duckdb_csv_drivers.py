@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from osiris_drivers import csv_extractor, csv_writer, duckdb_processor
-from osiris_drivers._common import StepContext, StepError
+from osiris_drivers._common import StepContext, StepError, reader
 
 
 def _defaults(module) -> dict:
@@ -45,7 +45,13 @@ def sql(query: str, inputs: dict, tmp_path: Path) -> pa.Table:
         "mode": "transform",
         "config": {"query": query},
     }
-    return duckdb_processor.run(step, inputs, _ctx(tmp_path))
+    return duckdb_processor.run(step, streams(inputs), _ctx(tmp_path)).read_all()
+
+
+def streams(inputs: dict) -> dict:
+    """The inputs as the worker hands them over: one reader per upstream table, under each of its names."""
+    readers = {id(table): reader(table) for table in inputs.values()}
+    return {name: readers[id(table)] for name, table in inputs.items()}
 
 
 def read(tmp_path: Path, connection: dict | None = None, **config) -> pa.Table:
@@ -55,7 +61,7 @@ def read(tmp_path: Path, connection: dict | None = None, **config) -> pa.Table:
         "mode": "extract",
         "config": {**_defaults(csv_extractor), **config},
     }
-    return csv_extractor.run(step, {}, _ctx(tmp_path, connection))
+    return reader(csv_extractor.run(step, {}, _ctx(tmp_path, connection))).read_all()
 
 
 def write(tmp_path: Path, table: pa.Table, events: list | None = None, connection=None, **config) -> None:
@@ -66,7 +72,9 @@ def write(tmp_path: Path, table: pa.Table, events: list | None = None, connectio
         "config": {**_defaults(csv_writer), **config},
     }
     assert (
-        csv_writer.run(step, {"df_transform": table, "transform": table}, _ctx(tmp_path, connection, events))
+        csv_writer.run(
+            step, streams({"df_transform": table, "transform": table}), _ctx(tmp_path, connection, events)
+        )
         is None
     )
 
