@@ -12,6 +12,7 @@ import secrets
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -60,6 +61,10 @@ class Prepared:
     bundle: bundles.Bundle
     env: dict[str, str]
     redactor: Redactor
+
+
+# Without a terminal (CI logs), the live row counts of running steps are printed at most this often.
+LIVE_EVERY_S = 5.0
 
 
 def new_run_id() -> str:
@@ -157,8 +162,12 @@ class Run:
         options: RunOptions,
         on_progress: Callable[[str], None],
         environ: Mapping[str, str] = os.environ,
+        on_status: Callable[[str], None] | None = None,
     ):
         self.p = prepared
+        self.on_status = on_status  # a terminal's updating line; without one, progress lines are spaced
+        self._live: dict[str, int] = {}
+        self._live_printed = 0.0
         self.options = options
         self.environ = environ
         self.run_id = new_run_id()
@@ -273,6 +282,16 @@ class Run:
 
     def _progress(self, event: dict) -> None:
         name, sid = event.get("event"), event.get("step_id")
+        if name in ("step.progress", "write.progress") and sid:
+            self._live[sid] = int(event.get("rows") or 0)
+            status = "  …     " + " · ".join(f"{s} {rows:,} rows" for s, rows in self._live.items())
+            if self.on_status is not None:
+                self.on_status(status)
+            elif time.monotonic() - self._live_printed >= LIVE_EVERY_S:
+                self._live_printed = time.monotonic()
+                self.on_progress(status)
+            return
+        self._live.pop(sid or "", None)
         if name == "step_complete":
             rows = f"{event.get('rows_in', 0):,} → {event.get('rows_out', 0):,} rows"
             self.on_progress(f"  ok    {sid:<28} {rows:<26} {event.get('duration_ms', 0) / 1000:6.2f} s")
@@ -300,9 +319,10 @@ def run_pipeline(
     options: RunOptions,
     on_progress: Callable[[str], None] = print,
     environ: Mapping[str, str] = os.environ,
+    on_status: Callable[[str], None] | None = None,
 ) -> tuple[RunReport, Path]:
     prepared = prepare(path, options, environ)
-    run = Run(prepared, options, on_progress, environ)
+    run = Run(prepared, options, on_progress, environ, on_status)
     on_progress(
         f"run {run.run_id}: {prepared.file} ({len(prepared.manifest['steps'])} steps, "
         f"target {options.target})"

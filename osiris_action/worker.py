@@ -107,16 +107,26 @@ class Fingerprint:
 
     A sum does not depend on the order of the rows or on how they are cut into batches, so the value of a
     stream equals the value of the same rows as one table. Batches are hashed in groups of about
-    GROUP_ROWS rows: a DuckDB query per small batch would cost more than the hashing itself."""
+    GROUP_ROWS rows (a DuckDB query per small batch would cost more than the hashing itself). With
+    `background`, a thread hashes the groups while the stream moves on (DuckDB releases the GIL), at most
+    QUEUED groups behind it."""
 
-    GROUP_ROWS, GROUP_BYTES = 100_000, 32 << 20
+    GROUP_ROWS, GROUP_BYTES, QUEUED = 100_000, 16 << 20, 2
 
-    def __init__(self, schema):
+    def __init__(self, schema, background: bool = False):
         self.schema = schema
         self.count = self.total = 0
         self._pending: list = []
         self._pending_rows = self._pending_bytes = 0
         self._con = None
+        self._queue = self._thread = self._error = None
+        if background:
+            import queue
+            import threading
+
+            self._queue = queue.Queue(maxsize=self.QUEUED)
+            self._thread = threading.Thread(target=self._drain, daemon=True)
+            self._thread.start()
 
     def add(self, batch) -> None:
         if not batch.num_rows:
@@ -125,26 +135,45 @@ class Fingerprint:
         self._pending_rows += batch.num_rows
         self._pending_bytes += batch.nbytes
         if self._pending_rows >= self.GROUP_ROWS or self._pending_bytes >= self.GROUP_BYTES:
-            self._hash_pending()
+            self._flush()
 
-    def _hash_pending(self) -> None:
+    def _flush(self) -> None:
+        group, self._pending, self._pending_rows, self._pending_bytes = self._pending, [], 0, 0
+        if not group:
+            return
+        if self._queue is not None:
+            self._queue.put(group)
+        else:
+            self._hash(group)
+
+    def _drain(self) -> None:
+        while (group := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._hash(group)
+                except BaseException as exc:  # reported by value()
+                    self._error = exc
+
+    def _hash(self, group: list) -> None:
         import pyarrow as pa
 
-        if not self._pending:
-            return
         if self._con is None:
             from osiris_drivers._duckdb import connect
 
             self._con = connect(threads=1)
-        self._con.register("t", pa.Table.from_batches(self._pending, self.schema))
+        self._con.register("t", pa.Table.from_batches(group, self.schema))
         count, total = self._con.execute("SELECT count(*), coalesce(sum(hash(t)), 0) FROM t").fetchall()[0]
         self._con.unregister("t")
         self.count += count
         self.total += int(total)
-        self._pending, self._pending_rows, self._pending_bytes = [], 0, 0
 
     def value(self) -> str:
-        self._hash_pending()
+        self._flush()
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            if self._error is not None:
+                raise self._error
         if self._con is not None:
             self._con.close()
             self._con = None
@@ -183,17 +212,21 @@ class Stream:
         self.rows = 0
         self.done = False
         self.print: str | None = None
+        # seconds spent producing batches (this step and, nested in it, the steps it reads) and hashing them
+        self.busy_s = self.hash_s = 0.0
         self._source = source
         self._engine = engine
         self._on_end = on_end
-        self._fp = Fingerprint(source.schema)
+        self._fp = Fingerprint(source.schema, background=True)
         self._batches = self._flow()
         self._opened = False
 
     def _flow(self):
         engine, started = self._engine, self._engine.started[self.sid]
         source = iter(self._source)
+        clock = time.perf_counter
         while True:
+            pulled = clock()
             try:
                 batch = next(source)
             except StopIteration:
@@ -201,11 +234,17 @@ class Stream:
             except BaseException as exc:
                 engine.failures.append((self.sid, exc))
                 raise
+            finally:
+                self.busy_s += clock() - pulled
             self.rows += batch.num_rows
+            hashed = clock()
             self._fp.add(batch)
+            self.hash_s += clock() - hashed
             engine.progress.tick(self.sid, "step.progress", self.rows, started)
             yield batch
+        hashed = clock()
         self.print = self._fp.value()
+        self.hash_s += clock() - hashed
         self.done = True
         self._on_end(self)
 
@@ -328,7 +367,9 @@ class Engine:
             self.outputs[sid] = Ready(result, readers)
             self._complete(step, result.num_rows, self.outputs[sid].print, sources)
             return
-        stream = Stream(sid, reader(result), self, lambda s: self._complete(step, s.rows, s.print, sources))
+        stream = Stream(
+            sid, reader(result), self, lambda s: self._complete(step, s.rows, s.print, sources, stream=s)
+        )
         if readers == 1:
             self.outputs[sid] = stream
             return
@@ -383,27 +424,46 @@ class Engine:
             prints.append(output.print)
         return rows, prints
 
-    def _complete(self, step: dict, rows_out: int, output: str | None, sources, writer: bool = False) -> None:
+    def _complete(
+        self, step: dict, rows_out: int, output: str | None, sources, writer: bool = False, stream=None
+    ) -> None:
         sid = step["id"]
         rows_in, prints = self._finish_inputs(sources)
         if writer:  # a writer's data is its input: its fingerprint is the upstream one, measured on the way
             output = prints[0] if len(prints) == 1 else None
         self.prints[sid] = output
         self.finished.add(sid)
+        duration = time.perf_counter() - self.started[sid]
         self.events.emit(
             "step_complete",
             step_id=sid,
             rows_in=rows_in,
             rows_out=rows_out,
-            duration_ms=round((time.perf_counter() - self.started[sid]) * 1000, 1),
+            duration_ms=round(duration * 1000, 1),
             fingerprint=output,
+            **self._own_time(stream, duration if writer else None, sources),
         )
+
+    @staticmethod
+    def _own_time(stream, writer_s: float | None, sources) -> dict:
+        """How long the step itself worked, without the steps whose rows it pulled: steps run nested in
+        one another (a writer pulls the transform, which pulls the extract), so a step's own time is the
+        time spent producing its batches less what its inputs spent producing and hashing theirs."""
+        if stream is None and writer_s is None:
+            return {}
+        inner = sum(o.busy_s + o.hash_s for _, o in sources if isinstance(o, Stream))
+        total = stream.busy_s if stream is not None else writer_s
+        own = {"own_ms": round(max(total - inner, 0.0) * 1000, 1)}
+        if stream is not None:
+            own["fingerprint_ms"] = round(stream.hash_s * 1000, 1)
+        return own
 
     def _written(self, step: dict, ctx, sources) -> None:
         written = ctx.results.get("write.complete")
         if written is None:
             raise RuntimeError(f"driver {step['driver']} returned no table and reported no write.complete")
         self._complete(step, int(written["rows_written"]), None, sources, writer=True)
+        # (own_ms of a writer includes its connection and DDL: everything but pulling its input)
 
     def _planned(self, sid: str, result) -> None:
         import pyarrow as pa

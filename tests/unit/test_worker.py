@@ -188,8 +188,8 @@ def test_streamed_fingerprint_equals_the_whole_table_one():
             "day": pa.array([dt.date(2024, 1, 1) + dt.timedelta(days=i % 900) for i in range(n)]),
         }
     )
-    for size in (1, 999, 65_536, n):
-        fp = Fingerprint(table.schema)
+    for size, background in ((1, False), (999, True), (65_536, False), (n, True)):
+        fp = Fingerprint(table.schema, background=background)
         batches = table.to_batches(max_chunksize=size) if size > 1 else table.slice(0, 3).to_batches(1)
         if size == 1:
             fp = Fingerprint(table.schema)
