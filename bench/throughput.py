@@ -479,11 +479,12 @@ def stages(m: dict) -> list[tuple[str, float]]:
         if e["event"] == "step_complete":
             out.append((f"step {e['step_id']} (own time)", e.get("own_ms", e["duration_ms"]) / 1000))
             fingerprints += e.get("fingerprint_ms", 0) / 1000
-    out.append(("fingerprints (all steps)", fingerprints))
-    steps = sum(s for label, s in out[2:])
-    out.append(
-        ("worker: rest (imports, events, spill, waits)", end["duration_ms"] / 1000 - steps - out[1][1])
-    )
+    out.append(("fingerprints (time the streams waited for them)", fingerprints))
+    rest = end["duration_ms"] / 1000 - sum(s for _, s in out[1:])
+    if rest >= 0:
+        out.append(("worker: rest (imports, events, spill, waits)", rest))
+    else:  # stages that ran at the same time on several cores add up to more than the wall time
+        out.append(("overlap: stages that ran at the same time", rest))
     out.append(("host: after the run (exit, fetch, report)", m["ended_at"] - ts(end)))
     return out
 
