@@ -89,3 +89,36 @@ def test_timeout_is_one_clear_error(tmp_path):
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert "did not finish within 3 s" in report["error"]["message"]
     assert "did not finish within 3 s" in out and "Traceback" not in out + err
+
+
+LONG = """oml_version: "0.1.0"
+name: long
+steps:
+  - id: numbers
+    component: duckdb.processor
+    mode: transform
+    config:
+      query: SELECT range AS n, range % 7 AS m FROM range(12000000)
+  - id: save
+    component: filesystem.csv_writer
+    mode: write
+    needs: [numbers]
+    config: {connection: "@filesystem.local", path: out/numbers.csv}
+"""
+
+
+def test_a_long_step_shows_its_row_count_while_it_runs(tmp_path):
+    """Without a terminal, the live count comes as spaced lines; events.jsonl carries it, rate-limited."""
+    project = _project(tmp_path)
+    (project / "long.yaml").write_text(LONG)
+    proc = _run(project, "long.yaml", "--out", str(tmp_path / "out"))
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, out + err
+    live = [line for line in out.splitlines() if line.startswith("  …")]
+    assert live and "rows" in live[0] and ("numbers" in live[0] or "save" in live[0])
+    events = [json.loads(line) for line in (tmp_path / "out" / "events.jsonl").read_text().splitlines()]
+    progress = [e for e in events if e["event"] in ("write.progress", "step.progress")]
+    writes = [e for e in progress if e["event"] == "write.progress"]
+    assert writes and all(e["step_id"] == "save" and e["rows"] > 0 for e in writes)
+    run_s = next(e for e in events if e["event"] == "run_complete")["duration_ms"] / 1000
+    assert len(progress) <= 2 * (run_s / 2 + 1)  # at most one event per step every 2 s
