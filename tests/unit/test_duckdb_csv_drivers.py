@@ -592,3 +592,26 @@ def test_drivers_import_no_heavy_module():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_large_file_streams_in_blocks_with_the_whole_files_types(tmp_path):
+    """Block by block, never whole in memory; a type only a later block reveals still wins (the file is
+    then read whole, as before)."""
+    lines = ["id,x,name"] + [f"{i},{i},n{i}" for i in range(200_000)]
+    (tmp_path / "big.csv").write_text("\n".join(lines) + "\n")
+    step = {"id": "e", "component": "filesystem.csv_extractor", "mode": "extract"}
+    step["config"] = {**_defaults(csv_extractor), "path": "big.csv"}
+    stream = csv_extractor.run(step, {}, _ctx(tmp_path))
+    assert isinstance(stream, pa.RecordBatchReader)
+    batches = list(stream)
+    assert len(batches) > 1 and sum(b.num_rows for b in batches) == 200_000
+    assert stream.schema == pa.schema([("id", pa.int64()), ("x", pa.int64()), ("name", pa.string())])
+
+    lines[-1] = "199999,2.5,"  # the last block holds a float: the column becomes float64, as pandas reads it
+    lines[1:150_000] = [f"{i},{i}," for i in range(149_999)]  # and a column empty in the first block
+    (tmp_path / "big.csv").write_text("\n".join(lines) + "\n")
+    table = read(tmp_path, path="big.csv")
+    assert table.schema.field("x").type == pa.float64() and table.column("x")[-1].as_py() == 2.5
+    assert (
+        table.schema.field("name").type == pa.string() and table.column("name")[150_000].as_py() == "n150000"
+    )
