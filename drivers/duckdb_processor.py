@@ -160,7 +160,7 @@ def _spilled(stream, ctx: StepContext, spilled: list):
 
     folder = Path(ctx.spill_dir) if ctx.spill_dir else Path(tempfile.gettempdir())
     folder.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(dir=folder, prefix=f"{ctx.step_id}.", suffix=".arrow")
+    handle, name = tempfile.mkstemp(dir=folder, prefix="duckdb-input-", suffix=".arrow")
     import os
 
     os.close(handle)

@@ -376,10 +376,18 @@ class Engine:
         if readers == 0:
             stream.drain()
             return
-        from osiris_drivers._common import spill
+        from osiris_drivers._common import StepError, spill
 
         path = self.spill_dir / f"{len(self.outputs)}.arrow"
-        spill(stream.reader(), path)
+        try:
+            spill(stream.reader(), path)
+        except OSError as exc:
+            path.unlink(missing_ok=True)
+            raise StepError(
+                f"Could not keep the output of step '{sid}' for its {readers} readers: {exc.strerror}.",
+                "Its rows are written once to the run folder (Arrow IPC) for the steps that read them: "
+                "free disk space there, or let fewer steps read this one.",
+            ) from None
         self.outputs[sid] = Spilled(path, stream.rows, stream.print, readers)
 
     def _open(self, need: str):
