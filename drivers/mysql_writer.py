@@ -102,6 +102,10 @@ def run(step: dict, inputs: dict, ctx: StepContext) -> None:
     commit on its own); upsert loads a temporary copy and applies INSERT ... ON DUPLICATE KEY UPDATE from
     it. LOAD DATA LOCAL turns duplicate keys and bad values into warnings instead of errors, so any
     warning rolls the load back and fails the step. A table this step created is dropped again on failure.
+
+    Rows stream in batch by batch (see _mysql_send.py): LOAD DATA LOCAL INFILE when the server allows it,
+    else multi-row INSERTs; write.complete says which as `method` (load_data | insert). A connection with
+    `local_infile: false` never offers LOCAL INFILE to the server and always uses INSERTs.
     """
     import pyarrow as pa
     import pymysql
