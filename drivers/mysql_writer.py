@@ -1,4 +1,4 @@
-"""mysql.writer: write an Arrow table into MySQL/MariaDB (append, replace, upsert), in one transaction."""
+"""mysql.writer: write an Arrow stream into MySQL/MariaDB (append, replace, upsert), in one transaction."""
 
 from __future__ import annotations
 
