@@ -123,3 +123,70 @@ def test_a_long_step_shows_its_row_count_while_it_runs(tmp_path):
     assert writes and all(e["step_id"] == "save" and e["rows"] > 0 for e in writes)
     run_s = next(e for e in events if e["event"] == "run_complete")["duration_ms"] / 1000
     assert len(progress) <= 2 * (run_s / 2 + 1)  # at most one event per step every 2 s
+
+
+SELF_JOIN_LIMIT = """oml_version: "0.1.0"
+name: partial
+steps:
+  - id: read-orders
+    component: filesystem.csv_extractor
+    mode: read
+    config: {connection: "@filesystem.local", path: orders.csv}
+  - id: few
+    component: duckdb.processor
+    mode: transform
+    needs: [read-orders]
+    config:
+      query: SELECT a.* FROM input_df a JOIN input_df b USING (order_id) LIMIT 3
+  - id: first
+    component: duckdb.processor
+    mode: transform
+    needs: [read-orders]
+    config:
+      query: SELECT * FROM input_df LIMIT 2
+  - id: save
+    component: filesystem.csv_writer
+    mode: write
+    needs: [few]
+    config: {connection: "@filesystem.local", path: out/few.csv}
+"""
+
+
+ONE_READER_LIMIT = """oml_version: "0.1.0"
+name: limited
+steps:
+  - id: read-orders
+    component: filesystem.csv_extractor
+    mode: read
+    config: {connection: "@filesystem.local", path: orders.csv}
+  - id: first
+    component: duckdb.processor
+    mode: transform
+    needs: [read-orders]
+    config:
+      query: SELECT * FROM input_df LIMIT 2
+  - id: save
+    component: filesystem.csv_writer
+    mode: write
+    needs: [first]
+    config: {connection: "@filesystem.local", path: out/first.csv}
+"""
+
+
+def test_counts_stay_whole_when_a_step_reads_part_of_a_stream_or_reads_it_twice(tmp_path):
+    """LIMIT stops reading early and a self-join reads its input twice; every count is still the whole."""
+    project = _project(tmp_path)
+    (project / "partial.yaml").write_text(SELF_JOIN_LIMIT)
+    proc = _run(project, "partial.yaml", "--out", str(tmp_path / "out"))
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out + err
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    counts = {s["id"]: (s["rows_in"], s["rows_out"]) for s in report["steps"]}
+    assert counts == {"read-orders": (0, 1000), "few": (1000, 3), "first": (1000, 2), "save": (3, 3)}
+    (project / "limit.yaml").write_text(ONE_READER_LIMIT)  # the stream itself is left unread
+    proc = _run(project, "limit.yaml", "--out", str(tmp_path / "out2"))
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out + err
+    report = json.loads((tmp_path / "out2" / "report.json").read_text())
+    counts = {s["id"]: (s["rows_in"], s["rows_out"]) for s in report["steps"]}
+    assert counts == {"read-orders": (0, 1000), "first": (1000, 2), "save": (2, 2)}
