@@ -99,7 +99,7 @@ steps:
     component: duckdb.processor
     mode: transform
     config:
-      query: SELECT range AS n, range % 7 AS m FROM range(12000000)
+      query: SELECT range AS n, range % 7 AS m FROM range(40000000)
   - id: save
     component: filesystem.csv_writer
     mode: write

@@ -93,6 +93,7 @@ def make_bundle(root: Path, fail: bool = False, fail_at: int | None = None, fan_
         "osiris_drivers/__init__.py": b"",
         "osiris_drivers/_common.py": (DRIVERS_DIR / "_common.py").read_bytes(),
         "osiris_drivers/_duckdb.py": (DRIVERS_DIR / "_duckdb.py").read_bytes(),
+        "osiris_drivers/_streams.py": (DRIVERS_DIR / "_streams.py").read_bytes(),
         "osiris_drivers/source.py": SOURCE.encode(),
         "osiris_drivers/double.py": DOUBLE.encode(),
         "osiris_drivers/sink.py": SINK.encode(),
@@ -176,8 +177,7 @@ def test_streamed_fingerprint_equals_the_whole_table_one():
     from decimal import Decimal
 
     import pyarrow as pa
-
-    from osiris_action.worker import Fingerprint
+    from osiris_drivers._streams import Fingerprint
 
     n = 250_003
     table = pa.table(
@@ -204,8 +204,7 @@ def test_streamed_fingerprint_equals_the_whole_table_one():
 
 def test_fingerprint_ignores_row_order(tmp_path):
     import pyarrow as pa
-
-    from osiris_action.worker import fingerprint
+    from osiris_drivers._streams import fingerprint
 
     a = pa.table({"x": [1, 2, 3], "y": ["a", None, "c"]})
     b = pa.table({"x": [3, 1, 2], "y": ["c", "a", None]})
