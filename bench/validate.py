@@ -299,7 +299,7 @@ def main() -> int:
         print(
             f"cold start `osiris-action validate <one file>`, median of {len(walls)}: "
             f"{statistics.median(walls):.3f} s wall (min {min(walls):.3f}), "
-            f"{statistics.median(cpus):.3f} s CPU; aim < 0.5 s"
+            f"{statistics.median(cpus):.3f} s CPU; aim < 0.4 s"
         )
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -314,7 +314,7 @@ def columns_from_fields(fields: list, json_names: set[str]) -> list[Column]:
             column.type, column.select, column.connectorx = pa.binary(), "ST_AsBinary({})", False
         elif code == NULL or (code == STRING and field.length == 0 and field.charsetnr == BINARY_CHARSET):
             # a bare NULL in a query; a derived table reports it as BINARY(0)
-            column.type, column.connectorx = pa.null(), False
+            column.type, column.select, column.connectorx = pa.null(), "CAST({} AS CHAR)", False
         elif code == JSON:
             column.json = True
         elif code in TEXTUAL:
@@ -355,7 +355,7 @@ def json_column_names(cursor, fields: list, database: str) -> set[str]:
 
 
 def normalise_batch(batch, columns: list[Column]):
-    """Cast one record batch (from connectorx or PyMySQL) to the exact types the metadata asks for."""
+    """Cast one record batch from connectorx to the exact types the metadata asks for."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -369,41 +369,24 @@ def normalise_batch(batch, columns: list[Column]):
                     "0 and 1.",
                     f"Select it as CAST({quote_ident(column.name)} AS SIGNED) to read it as an integer.",
                 )
-        if array.type != column.arrow_type:
+        if pa.types.is_null(column.type):  # read as text; every value is NULL
+            array = pa.nulls(len(array))
+        elif array.type != column.arrow_type:
             array = array.cast(column.arrow_type)
         arrays.append(array)
     return pa.RecordBatch.from_arrays(arrays, schema=pa.schema([c.field() for c in columns]))
 
 
-def rows_to_batch(rows: list[tuple], columns: list[Column]):
-    """PyMySQL rows → a record batch of the planned types (the exact path, used when connectorx cannot be)."""
-    import pyarrow as pa
-
-    arrays = []
-    for index, column in enumerate(columns):
-        values = [row[index] for row in rows]
-        if column.type == pa.time64("us"):
-            values = [_time_micros(column.name, value) for value in values]
-        try:
-            arrays.append(pa.array(values, type=pa.int64() if column.boolean else column.arrow_type))
-        except (pa.ArrowException, TypeError, ValueError) as exc:
-            raise StepError(
-                f"Column '{column.name}' holds a value that does not fit {column.type}: {exc}.",
-                f"CAST({quote_ident(column.name)} AS CHAR) in the query reads it as text.",
-            ) from None
-    return normalise_batch(pa.RecordBatch.from_arrays(arrays, names=[c.name for c in columns]), columns)
+# ---------------------------------------------------------------------------------------------------------
+# LOCAL INFILE: a server may ask the client for any file by name, at any time, on a connection that offers
+# it. Connections offer it only where LOAD DATA is sent (mysql.writer), and PyMySQL answers a request only
+# while the flag below is set; it refuses one at any other time. PyMySQL keeps the flag it checks on the
+# connection (`_local_infile`, read when the server's request arrives).
 
 
-def _time_micros(name: str, value) -> int | None:
-    """A MySQL TIME arrives as a timedelta; Arrow time64 holds only a time of day."""
-    if value is None:
-        return None
-    micros = (value.days * 86400 + value.seconds) * 1_000_000 + value.microseconds
-    if not 0 <= micros < 86_400_000_000:
-        seconds = abs(micros) // 1_000_000
-        shown = f"{'-' if micros < 0 else ''}{seconds // 3600}:{seconds // 60 % 60:02}:{seconds % 60:02}"
-        raise StepError(
-            f"Column '{name}' holds the TIME value {shown}, outside 00:00:00–23:59:59: not a time of day.",
-            f"Select TIME_TO_SEC({quote_ident(name)}) to read it as a number of seconds.",
-        )
-    return micros
+def infile_off(conn) -> None:
+    conn._local_infile = False
+
+
+def infile_on(conn) -> None:
+    conn._local_infile = True

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from osiris_drivers._common import StepError
+from osiris_drivers._common import StepError, mapped, reader
 
 # What both Supabase/Postgres components accept from the connection, and which of it a step may override.
 CONNECTION_FIELDS = {
@@ -484,30 +484,51 @@ def needs_cast(field_kind: str, column: Column) -> bool:
     return field_kind in ("text", "numeric_text") and column.category != "S"
 
 
-def copyable(table):
-    """The table with the few Arrow types that binary COPY would get wrong cast to ones it gets right:
-    uint64 would wrap into BIGINT, date64 is refused, dictionaries and extensions are decoded."""
+def copyable(stream):
+    """The stream with the few Arrow types that binary COPY would get wrong cast, batch by batch, to ones it
+    gets right: uint64 would wrap into BIGINT, date64 is refused, dictionaries and extensions are decoded.
+    A stream that needs none of it is returned as it is."""
     import pyarrow as pa
 
-    columns, fields = [], []
-    for f, col in zip(table.schema, table.columns, strict=True):
-        t = f.type
+    stream = reader(stream)
+    fields, converters = [], []
+    for f in stream.schema:
+        t, steps = f.type, []
         if pa.types.is_dictionary(t):
-            col, t = col.cast(t.value_type), t.value_type
+            steps.append(lambda col, to=t.value_type: col.cast(to))
+            t = t.value_type
         if isinstance(t, pa.ExtensionType):
             if t.extension_name == "arrow.uuid":
-                col = pa.chunked_array(
-                    [pa.array([None if v is None else str(v) for v in col.to_pylist()], pa.string())]
-                )
+                steps.append(_uuid_text)
+                t = pa.string()
             else:
-                col = pa.chunked_array([c.storage for c in col.chunks], t.storage_type)
-            t = col.type
+                steps.append(lambda col: col.storage)
+                t = t.storage_type
         target = {"uint64": pa.decimal128(20, 0), "date64[ms]": pa.date32()}.get(str(t))
         if target is not None:
-            col, t = col.cast(target), target
-        columns.append(col)
+            steps.append(lambda col, to=target: col.cast(to))
+            t = target
         fields.append(pa.field(f.name, t, f.nullable, f.metadata))
-    return pa.Table.from_arrays(columns, schema=pa.schema(fields))
+        converters.append(steps)
+    if not any(converters):
+        return stream
+    schema = pa.schema(fields)
+
+    def convert(batch):
+        columns = []
+        for col, steps in zip(batch.columns, converters, strict=True):
+            for step in steps:
+                col = step(col)
+            columns.append(col)
+        return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+    return mapped(stream, schema, convert)
+
+
+def _uuid_text(col):
+    import pyarrow as pa
+
+    return pa.array([None if v is None else str(v) for v in col.to_pylist()], pa.string())
 
 
 def create_table_sql(schema: str, table: str, arrow_schema, primary_key: list[str]) -> str:
@@ -520,9 +541,10 @@ def create_table_sql(schema: str, table: str, arrow_schema, primary_key: list[st
     return f"CREATE TABLE {qualified(schema, table)} (\n" + ",\n".join(lines) + "\n);\n"
 
 
-def stage(cur, table, name: str) -> str:
-    """Binary COPY of the Arrow table into a temporary table of this session and transaction."""
-    cur.adbc_ingest(name, copyable(table), mode="create", temporary=True)
+def stage(cur, stream, name: str) -> str:
+    """Binary COPY of the Arrow stream, batch by batch, into a temporary table of this session and
+    transaction."""
+    cur.adbc_ingest(name, copyable(stream), mode="create", temporary=True)
     return f"pg_temp.{quote(name)}"
 
 
@@ -651,14 +673,14 @@ def copy_blockers(
     return found
 
 
-def copy_into(cur, table, schema: str, name: str) -> int:
-    """Binary COPY of the Arrow table straight into an existing table; returns the rows the server
+def copy_into(cur, stream, schema: str, name: str) -> int:
+    """Binary COPY of the Arrow stream straight into an existing table; returns the rows the server
     inserted. adbc_ingest counts the rows it sent, including any that a BEFORE trigger skipped; the
     server's own count is what this transaction's inserted-row counter for the table grew by."""
     counter = "SELECT pg_stat_get_xact_tuples_inserted($1::regclass)"
     cur.execute(counter, (qualified(schema, name),))
     before = cur.fetchone()[0]
-    cur.adbc_ingest(name, copyable(table), mode="append", db_schema_name=schema)
+    cur.adbc_ingest(name, copyable(stream), mode="append", db_schema_name=schema)
     cur.execute(counter, (qualified(schema, name),))
     return int(cur.fetchone()[0] - before)
 

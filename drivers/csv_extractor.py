@@ -1,4 +1,4 @@
-"""filesystem.csv_extractor: read a CSV file into Arrow with Osiris's options."""
+"""filesystem.csv_extractor: read a CSV file into Arrow with Osiris's options, block by block."""
 
 from __future__ import annotations
 
@@ -176,6 +176,10 @@ def run(step: dict, inputs: dict, ctx: StepContext):
     if config.get("columns"):
         convert["include_columns"] = config["columns"]
 
+    if not config.get("limit"):
+        stream = _streamed(source, read, parse, {**convert, "column_types": types}, shown, config)
+        if stream is not None:
+            return stream
     table = _load(source, read, parse, {**convert, "column_types": types}, shown, config)
     if parse_dates is not True:
         # The first block decided which columns are dates; a column empty there can still turn out to
@@ -204,9 +208,53 @@ def plan(step: dict, inputs: dict, ctx: StepContext):
     the run, and a plan that disagrees with its run is worse than a slower one), so the file is read
     and its rows dropped; reading a local file changes nothing.
     """
-    table = run(step, inputs, ctx)
+    from osiris_drivers._common import reader
+
+    table = reader(run(step, inputs, ctx)).read_all()
     ctx.report("extract.planned", path=resolve(step["config"]["path"], ctx)[1], rows=table.num_rows)
     return table.schema.empty_table()
+
+
+def _streamed(source, read: dict, parse, convert: dict, shown: str, config: dict):
+    """The file as a stream of record batches, block by block, with the types a whole-file read infers;
+    None when only a whole-file read can give them (or say what is wrong with the file).
+
+    A streaming reader fixes each column's type from the first block, where a whole-file read widens a
+    type when a later block needs it (a float after integers, a value in a column empty so far). So the
+    file is read once without keeping anything: if every block converts with the first block's types,
+    those are the whole file's types, and the file is read again as a stream with exactly them."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    try:
+        with source() as stream:
+            checking = pacsv.open_csv(
+                stream, pacsv.ReadOptions(**read), parse, pacsv.ConvertOptions(**convert)
+            )
+            for _ in checking:
+                pass
+            schema = checking.schema
+    except Exception:  # a wider type later on, or a broken file: the whole-file read decides and explains
+        return None
+    if any(pa.types.is_binary(f.type) for f in schema):
+        return None  # text that is not in the encoding: the whole-file read says so
+    # A column without a single value has no type to infer; pandas reads it as text or float NaN.
+    final = {f.name: pa.string() if pa.types.is_null(f.type) else f.type for f in schema}
+    out = pa.schema([pa.field(name, kind) for name, kind in final.items()])
+    exact = pacsv.ConvertOptions(**{**convert, "column_types": final})
+
+    def batches():
+        try:
+            with source() as stream:
+                for batch in pacsv.open_csv(stream, pacsv.ReadOptions(**read), parse, exact):
+                    yield batch if batch.schema == out else batch.cast(out)
+        except (pa.ArrowException, UnicodeError, OSError) as exc:
+            raise StepError(
+                f"Could not read CSV file '{shown}': {exc}",
+                hint="The file changed while it was read, or cannot be read: check it and run again.",
+            ) from None
+
+    return pa.RecordBatchReader.from_batches(out, batches())
 
 
 def _source(path, shown: str, config: dict):

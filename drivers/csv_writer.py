@@ -1,4 +1,4 @@
-"""filesystem.csv_writer: write an Arrow table to CSV, keeping the column order of the data."""
+"""filesystem.csv_writer: write an Arrow stream to CSV, keeping the column order of the data."""
 
 from __future__ import annotations
 
@@ -183,16 +183,19 @@ def _write_rows(out, table, config: dict) -> int:
     delimiter, quoting, eol = config["delimiter"], config["quoting"], NEWLINES[config["newline"]]
     if config["header"]:
         out.write(encode(_header(table.schema.names, delimiter, quoting, eol)))
-    rows = 0
-    for batch in table.to_batches(max_chunksize=max(config["chunk_size"], MIN_BATCH_ROWS)):
-        out.write(encode(_render(batch, delimiter, quoting, eol)))
+    rows, size = 0, max(config["chunk_size"], MIN_BATCH_ROWS)
+    for batch in table:
+        for start in range(0, batch.num_rows, size):
+            out.write(encode(_render(batch.slice(start, size), delimiter, quoting, eol)))
         rows += batch.num_rows
     return rows
 
 
 def _single_input(inputs: dict, step_id: str):
-    """The one table to write. The worker hands each upstream table in under several names (df_<id>,
-    the id itself, input_df), so the same table may appear more than once."""
+    """The one stream to write. The worker hands each upstream stream in under several names (df_<id>,
+    the id itself, input_df), so the same stream may appear more than once."""
+    from osiris_drivers._common import reader
+
     tables = list({id(table): table for table in inputs.values()}.values())
     if len(tables) != 1:
         raise StepError(
@@ -200,7 +203,7 @@ def _single_input(inputs: dict, step_id: str):
             hint="List exactly one upstream step under needs; join several tables in a duckdb.processor "
             "step first.",
         )
-    return tables[0]
+    return reader(tables[0])
 
 
 def _encoder(encoding: str):

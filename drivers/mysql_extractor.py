@@ -1,4 +1,4 @@
-"""mysql.extractor: read a MySQL/MariaDB table or query into Arrow, in batches, with exact types."""
+"""mysql.extractor: stream a MySQL/MariaDB table or query as Arrow record batches, with exact types."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from osiris_drivers._mysql import (
     normalise_batch,
     qualified,
     quote_ident,
-    rows_to_batch,
 )
 
 # Accepted so that Osiris pipelines validate; validation warns (OML080) that they change nothing here.
@@ -60,26 +59,55 @@ MAX_LIMIT = 18446744073709551615  # MySQL has no OFFSET without LIMIT; this is i
 
 
 def run(step: dict, inputs: dict, ctx: StepContext):
-    """Read the table or query into one Arrow table with the exact types of its columns.
+    """Stream the table or query as Arrow record batches with the exact types of its columns.
 
     A PyMySQL probe (`LIMIT 0`, no rows) comes first: it gives the column metadata the types are built
     from, and it turns a wrong host, password, database or SQL into a clear error in milliseconds, where
     connectorx would retry for 30 s and then report something terse. connectorx then streams the rows
-    (11x faster than PyMySQL). A query whose columns connectorx cannot carry exactly (DECIMAL beyond 18
-    integer digits or scale 10, NULL, GEOMETRY) is read through PyMySQL instead, which is exact; a table
-    read selects such columns in a form connectorx carries (DECIMAL as text, GEOMETRY as WKB).
+    (11x faster than PyMySQL), batch by batch, each cast to the exact type as it arrives. Columns
+    connectorx cannot carry exactly (DECIMAL beyond 18 integer digits or scale 10, a bare NULL such as
+    SUM over no rows, GEOMETRY) are selected in a form it carries (DECIMAL and NULL as text, then cast
+    to the exact decimal; GEOMETRY as bytes); a query with such columns is read as a derived table.
     """
     config = step["config"]
     params, columns, sql = _inspect(config, ctx, planning=False)
     batch_size = config.get("batch_size") or 10000
-    if config.get("query") and not all(column.connectorx for column in columns):
-        reader = "pymysql"
-        table = _read_pymysql(params, sql, columns, batch_size)
+    as_text = [column.name for column in columns if not column.connectorx]
+    if config.get("query") and as_text:
+        sql, session = _query_select(sql, columns)
     else:
-        reader = "connectorx"
-        table = _read_connectorx(params, sql, columns, batch_size)
-    ctx.report("extract.complete", rows=table.num_rows, columns=table.num_columns, reader=reader)
-    return table
+        session = []
+    done = lambda rows: ctx.report(  # noqa: E731
+        "extract.complete", rows=rows, columns=len(columns), reader="connectorx", **_text_note(as_text)
+    )
+    return _read_connectorx(params, sql, columns, batch_size, session, done)
+
+
+def _text_note(names: list[str]) -> dict:
+    return {"read_as_text": names} if names else {}
+
+
+# How a query's column is selected when connectorx cannot read it as it is: a GEOMETRY keeps MySQL's own
+# bytes (SRID + WKB, as the server sends them), anything else becomes text and is cast back exactly.
+QUERY_FORMS = {"ST_AsBinary({})": "CAST({} AS BINARY)"}
+ORDERED = re.compile(r"\border\s+by\b", re.IGNORECASE)
+
+
+def _query_select(sql: str, columns: list[Column]) -> tuple[str, list[str]]:
+    """The query as a derived table whose outer SELECT converts the columns connectorx cannot read.
+
+    The server may drop an ORDER BY inside a derived table that it merges into the outer query; a query
+    with ORDER BY is therefore read with derived_merge off, which keeps the derived table's order."""
+    projection = []
+    for c in columns:
+        name = quote_ident(c.name)
+        if c.connectorx:
+            projection.append(name)
+        else:
+            form = QUERY_FORMS.get(c.select, c.select if c.select != "{}" else "CAST({} AS CHAR)")
+            projection.append(f"{form.format(name)} AS {name}")
+    session = ["SET SESSION optimizer_switch = 'derived_merge=off'"] if ORDERED.search(sql) else []
+    return f"SELECT {', '.join(projection)} FROM ({sql}\n) AS osiris_query", session
 
 
 def plan(step: dict, inputs: dict, ctx: StepContext):
@@ -197,45 +225,40 @@ def _table_select(cursor, columns: list[Column], source: str, database: str, con
     return f"{sql} LIMIT {limit if limit is not None else MAX_LIMIT} OFFSET {offset}"
 
 
-def _read_connectorx(params: dict, sql: str, columns: list[Column], batch_size: int):
+def _read_connectorx(params: dict, sql: str, columns: list[Column], batch_size: int, session, done):
+    """A lazy stream: connectorx fetches in the background, each batch is cast as it is pulled, and
+    `done(rows)` runs after the last one."""
     import connectorx
     import pyarrow as pa
 
     schema = pa.schema([column.field() for column in columns])
     try:
-        reader = connectorx.read_sql(
+        source = connectorx.read_sql(
             connectorx_url(params),
             sql,
             return_type="arrow_stream",
             batch_size=batch_size,
-            pre_execution_query=CX_SESSION,
+            pre_execution_query=[*CX_SESSION, *session],
         )
-        batches = [normalise_batch(batch, columns) for batch in reader]
-    except StepError:
-        raise
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:  # connectorx raises pyo3's PanicException, which is a BaseException
         raise _connectorx_error(exc, params) from None
-    return pa.Table.from_batches(batches, schema=schema)
 
+    def batches():
+        rows = 0
+        try:
+            for batch in source:
+                batch = normalise_batch(batch, columns)
+                rows += batch.num_rows
+                yield batch
+        except (StepError, KeyboardInterrupt, SystemExit, GeneratorExit):
+            raise
+        except BaseException as exc:
+            raise _connectorx_error(exc, params) from None
+        done(rows)
 
-def _read_pymysql(params: dict, sql: str, columns: list[Column], batch_size: int):
-    import pyarrow as pa
-    import pymysql
-
-    conn = connect(params, cursorclass=pymysql.cursors.SSCursor)
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute(sql)
-            batches = []
-            while rows := cursor.fetchmany(batch_size):
-                batches.append(rows_to_batch(rows, columns))
-    except pymysql.MySQLError as exc:
-        raise error_from(exc, params, "running the query") from None
-    finally:
-        conn.close()
-    return pa.Table.from_batches(batches, schema=pa.schema([column.field() for column in columns]))
+    return pa.RecordBatchReader.from_batches(schema, batches())
 
 
 def _connectorx_error(exc: BaseException, params: dict) -> StepError:

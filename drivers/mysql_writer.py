@@ -1,8 +1,7 @@
-"""mysql.writer: write an Arrow table into MySQL/MariaDB (append, replace, upsert), in one transaction."""
+"""mysql.writer: write an Arrow stream into MySQL/MariaDB (append, replace, upsert), in one transaction."""
 
 from __future__ import annotations
 
-import tempfile
 import uuid
 
 from osiris_drivers._common import StepContext, StepError
@@ -13,9 +12,11 @@ from osiris_drivers._mysql import (
     connect,
     connection_params,
     error_from,
+    infile_off,
     qualified,
     quote_ident,
 )
+from osiris_drivers._mysql_send import Sender
 
 # Accepted so that Osiris pipelines validate; validation warns (OML080) that they change nothing here.
 NOPOOL = "each step opens one connection and closes it; there is no pool to size"
@@ -47,7 +48,7 @@ SPEC = {
     },
     "constraints": [{"when": {"mode": ["upsert"]}, "require": "upsert_keys"}],
     "requires": ["pyarrow", "pymysql"],
-    "helpers": ["_mysql.py"],
+    "helpers": ["_mysql.py", "_mysql_send.py"],
 }
 
 DUPLICATE_KEY = 1062
@@ -82,15 +83,6 @@ DDL_TYPES = {
 KEY_TYPES = {"LONGTEXT": "VARCHAR(255)", "LONGBLOB": "VARBINARY(255)", "JSON": "VARCHAR(255)"}
 TABLE_OPTIONS = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
 
-# How rows reach the server: LOAD DATA LOCAL INFILE of an Arrow-written CSV is the bulk path; multi-row
-# INSERTs are the fallback for servers with local_infile off.
-LOAD_DATA = (
-    "LOAD DATA LOCAL INFILE {path} INTO TABLE {table} CHARACTER SET utf8mb4 "
-    "FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '' LINES TERMINATED BY '\\n' "
-    "({targets}){assignments}"
-)
-CSV_NULL = "NULL"  # written unquoted; every string is quoted, so the text 'NULL' stays text
-
 
 def _target(step: dict, inputs: dict, ctx: StepContext) -> tuple:
     """What run and plan both start from: the data, the connection, and where and how it is written."""
@@ -115,13 +107,19 @@ def run(step: dict, inputs: dict, ctx: StepContext) -> None:
     commit on its own); upsert loads a temporary copy and applies INSERT ... ON DUPLICATE KEY UPDATE from
     it. LOAD DATA LOCAL turns duplicate keys and bad values into warnings instead of errors, so any
     warning rolls the load back and fails the step. A table this step created is dropped again on failure.
+
+    Rows stream in batch by batch (see _mysql_send.py): LOAD DATA LOCAL INFILE when the server allows it,
+    else multi-row INSERTs; write.complete says which as `method` (load_data | insert). A connection with
+    `local_infile: false` never offers LOCAL INFILE to the server and always uses INSERTs.
     """
     import pyarrow as pa
     import pymysql
 
     config, data, params, schema, name, mode, keys = _target(step, inputs, ctx)
     target, where = qualified(schema, name), {"table": name, "schema": schema, "mode": mode}
-    conn = connect(params, local_infile=True, autocommit=False)
+    allowed = _local_infile_allowed(params)
+    conn = connect(params, local_infile=allowed, autocommit=False)
+    infile_off(conn)  # LOCAL INFILE is answered only while our own LOAD DATA statement runs
     created = False
     try:
         with conn.cursor() as cursor:
@@ -131,17 +129,19 @@ def run(step: dict, inputs: dict, ctx: StepContext) -> None:
             if ctx.plan_only:
                 ctx.report("write.complete", **where, rows_written=0, channel_used="none", plan_only=True)
                 return None
-            cursor.execute("SELECT @@local_infile")
-            method = "load_data" if cursor.fetchone()[0] else "insert"
+            cursor.execute("SELECT @@local_infile, @@sql_mode")
+            server_infile, sql_mode = cursor.fetchone()
+            method = "load_data" if allowed and server_infile else "insert"
+            sender = Sender(cursor, method, "NO_BACKSLASH_ESCAPES" in str(sql_mode).upper())
             stats: dict = {}
             conn.begin()
             if mode == "replace" or config.get("truncate_before"):
                 stats["rows_deleted"] = cursor.execute(f"DELETE FROM {target}")
             if mode == "upsert":
-                written, inserted = _upsert(cursor, target, data, keys, method, config["batch_size"])
+                written, inserted = _upsert(cursor, target, data, keys, sender)
                 stats.update(rows_inserted=inserted, rows_updated=written - inserted)
             else:
-                written = copy_rows(cursor, target, data, method, config["batch_size"])
+                written = sender.send(target, data)
             conn.commit()
     except BaseException as exc:
         _undo(conn, created, target)
@@ -164,7 +164,7 @@ def run(step: dict, inputs: dict, ctx: StepContext) -> None:
     finally:
         conn.close()
     channel = "pymysql_load_data" if method == "load_data" else "pymysql_insert"
-    ctx.report("write.complete", **where, rows_written=written, channel_used=channel, **stats)
+    ctx.report("write.complete", **where, rows_written=written, channel_used=channel, method=method, **stats)
     return None
 
 
@@ -388,23 +388,16 @@ def create_table_sql(target: str, schema, keys: list[str]) -> str:
     return f"CREATE TABLE {target} (\n" + ",\n".join(lines) + f"\n) {TABLE_OPTIONS}"
 
 
-def copy_rows(cursor, target: str, data, method: str, batch_size: int) -> int:
-    """Send every row into `target`; returns the rows the server reports as inserted."""
-    if data.num_rows == 0:
-        return 0
-    data = _plain(data)
-    if method == "insert":
-        return _insert_rows(cursor, target, data, batch_size)
-    return _load_rows(cursor, target, data)
-
-
 def _input_table(inputs: dict, step_id: str):
+    """The stream to write (a table is accepted too); it is read once, batch by batch."""
+    from osiris_drivers._common import reader
+
     if not inputs:
         raise StepError(
             f"mysql.writer step '{step_id}' has no input to write.",
             "List the step that produces the rows under `needs`.",
         )
-    return next(iter(inputs.values()))
+    return reader(next(iter(inputs.values())))
 
 
 def _table_columns(cursor, schema: str, name: str) -> list[str] | None:
@@ -487,12 +480,13 @@ def _check_unique_key(cursor, schema: str, name: str, keys: list[str], target: s
         )
 
 
-def _upsert(cursor, target: str, data, keys: list[str], method: str, batch_size: int) -> tuple[int, int]:
-    """Load into a temporary copy of the table, then merge it; returns (rows written, rows inserted)."""
+def _upsert(cursor, target: str, data, keys: list[str], sender: Sender) -> tuple[int, int]:
+    """Stage the incoming rows in a temporary copy of the table, then apply them to the target with one
+    INSERT ... ON DUPLICATE KEY UPDATE; returns (rows written, rows inserted)."""
     stage = quote_ident(f"osiris_stage_{uuid.uuid4().hex[:12]}")
     cursor.execute(f"CREATE TEMPORARY TABLE {stage} LIKE {target}")  # temporary: no implicit commit
     try:
-        written = copy_rows(cursor, stage, data, method, batch_size)
+        written = sender.send(stage, data)  # stage the incoming rows
         on = " AND ".join(f"s.{quote_ident(k)} = t.{quote_ident(k)}" for k in keys)
         cursor.execute(f"SELECT COUNT(*) FROM {stage} AS s JOIN {target} AS t ON {on}")
         matched = cursor.fetchone()[0]
@@ -501,7 +495,7 @@ def _upsert(cursor, target: str, data, keys: list[str], method: str, batch_size:
         updates = [quote_ident(n) for n in data.schema.names if n.lower() not in lowered] or [
             quote_ident(keys[0])
         ]
-        cursor.execute(
+        cursor.execute(  # apply them to the target
             f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {stage} "
             f"ON DUPLICATE KEY UPDATE {', '.join(f'{c} = VALUES({c})' for c in updates)}"
         )
@@ -510,83 +504,12 @@ def _upsert(cursor, target: str, data, keys: list[str], method: str, batch_size:
     return written, written - matched
 
 
-def _plain(data):
-    """Types both paths can send: UTC wall time for zoned timestamps, microseconds, 0/1 for booleans."""
-    import pyarrow as pa
-
-    columns = []
-    for column in data.columns:
-        kind = column.type
-        if isinstance(kind, pa.BaseExtensionType):  # e.g. arrow.json: its storage is what travels
-            column, kind = (
-                pa.chunked_array([c.storage for c in column.chunks], kind.storage_type),
-                kind.storage_type,
-            )
-        if pa.types.is_dictionary(kind):
-            column, kind = column.cast(kind.value_type), kind.value_type
-        if pa.types.is_timestamp(kind) and (kind.tz or kind.unit == "ns"):
-            column = column.cast(pa.timestamp("us" if kind.unit == "ns" else kind.unit), safe=False)
-        elif pa.types.is_time(kind) and kind.unit == "ns":
-            column = column.cast(pa.time64("us"), safe=False)
-        elif pa.types.is_date64(kind):
-            column = column.cast(pa.date32())
-        elif pa.types.is_boolean(kind):
-            column = column.cast(pa.int8())
-        columns.append(column)
-    return pa.Table.from_arrays(columns, names=data.schema.names)
-
-
-def _load_rows(cursor, target: str, data) -> int:
-    """LOAD DATA LOCAL INFILE of a CSV that pyarrow writes; binary columns travel as hex."""
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
-    binary_kinds = (
-        pa.types.is_binary,
-        pa.types.is_large_binary,
-        pa.types.is_fixed_size_binary,
-        pa.types.is_binary_view,
-    )
-    targets, assignments, columns = [], [], []
-    for index, (name, column) in enumerate(zip(data.schema.names, data.columns, strict=True)):
-        if any(is_kind(column.type) for is_kind in binary_kinds):
-            targets.append(f"@v{index}")
-            assignments.append(f"{quote_ident(name)} = UNHEX(@v{index})")
-            column = pa.array([None if v is None else v.hex() for v in column.to_pylist()], pa.string())
-        else:
-            targets.append(quote_ident(name))
-        columns.append(column)
-    options = pacsv.WriteOptions(include_header=False, null_string=CSV_NULL, quoting_style="needed")
-    with tempfile.TemporaryDirectory(prefix="osiris_mysql_") as folder:
-        path = f"{folder}/rows.csv"
-        pacsv.write_csv(pa.Table.from_arrays(columns, names=data.schema.names), path, options)
-        sql = LOAD_DATA.format(
-            path=cursor.connection.escape(path),
-            table=target,
-            targets=", ".join(targets),
-            assignments=f" SET {', '.join(assignments)}" if assignments else "",
-        )
-        rows = cursor.execute(sql)
-    cursor.execute("SHOW WARNINGS")
-    warnings = [(code, message) for level, code, message in cursor.fetchall() if level != "Note"]
-    if warnings:
-        import pymysql
-
-        code, message = warnings[0]
-        more = f" (and {len(warnings) - 1} more warnings)" if len(warnings) > 1 else ""
-        raise pymysql.err.DataError(code, message + more)
-    return rows
-
-
-def _insert_rows(cursor, target: str, data, batch_size: int) -> int:
-    """Multi-row INSERTs, `batch_size` rows per call (PyMySQL folds executemany into one statement)."""
-    names = ", ".join(quote_ident(name).replace("%", "%%") for name in data.schema.names)
-    sql = f"INSERT INTO {target.replace('%', '%%')} ({names}) VALUES ({', '.join(['%s'] * data.num_columns)})"
-    rows = 0
-    for offset in range(0, data.num_rows, batch_size):
-        chunk = data.slice(offset, batch_size)
-        rows += cursor.executemany(sql, list(zip(*(c.to_pylist() for c in chunk.columns), strict=True)))
-    return rows
+def _local_infile_allowed(params: dict) -> bool:
+    """The connection may say `local_infile: false`: never offer LOAD DATA LOCAL to this server."""
+    value = params.get("local_infile", True)
+    if isinstance(value, str):
+        return value.strip().lower() not in ("false", "0", "no", "off")
+    return bool(value)
 
 
 def _hint(exc) -> str | None:

@@ -1,4 +1,4 @@
-"""supabase.extractor: read a Postgres/Supabase table into Arrow.
+"""supabase.extractor: read a Postgres/Supabase table into Arrow, as a stream of record batches.
 
 SQL channel (`sql_copy`), whenever the connection gives pg_dsn/dsn or host + user + database:
 `SELECT <select> FROM schema.table WHERE <filter> ORDER BY <order> [LIMIT] [OFFSET]` through ADBC, which
@@ -120,19 +120,35 @@ def run(step: dict, inputs: dict, ctx: StepContext):
             "Add pg_dsn (postgresql://user:password@host:5432/database), or url and a key, "
             "to the connection.",
         )
-    ctx.report(
-        "extract.complete",
-        table=table,
-        schema=schema,
-        rows_read=result.num_rows,
-        channel_used=(sql or rest).name,
-    )
+    channel = (sql or rest).name
+    if sql is not None:  # a stream: it reports its rows when the last batch has been read
+        return _counted(result, lambda rows: _complete(ctx, table, schema, rows, channel))
+    _complete(ctx, table, schema, result.num_rows, channel)
     return result
+
+
+def _complete(ctx: StepContext, table: str, schema: str, rows: int, channel: str) -> None:
+    ctx.report("extract.complete", table=table, schema=schema, rows_read=rows, channel_used=channel)
+
+
+def _counted(stream, done):
+    import pyarrow as pa
+
+    def batches():
+        rows = 0
+        for batch in stream:
+            rows += batch.num_rows
+            yield batch
+        done(rows)
+
+    return pa.RecordBatchReader.from_batches(stream.schema, batches())
 
 
 def plan(step: dict, inputs: dict, ctx: StepContext):
     """Plan mode: the columns and types the step would produce, read with LIMIT 0."""
-    return run({**step, "config": {**step["config"], "limit": 0}}, inputs, ctx)
+    from osiris_drivers._common import reader
+
+    return reader(run({**step, "config": {**step["config"], "limit": 0}}, inputs, ctx)).read_all()
 
 
 def _select(text: str) -> list[str]:
@@ -170,41 +186,62 @@ def _order(text: str) -> list[tuple[str, bool, str | None]]:
 
 
 def _read_sql(channel, schema, table, select, order, filters, limit, offset, cfg):
+    """The rows as a stream: ADBC reads them with COPY ... TO STDOUT (FORMAT binary), and each batch is
+    normalised as it arrives; the connection closes when the last batch has been read."""
     import adbc_driver_manager
+    import pyarrow as pa
 
+    where = f'"{schema}"."{table}" at {channel.where}'
     conn = connect(channel, int(cfg.get("timeout") or 30))
     try:
-        with conn.cursor() as cur:
-            columns = table_columns(cur, schema, table)
-            if columns is None:
-                raise StepError(
-                    f'table "{schema}"."{table}" does not exist at {channel.where}',
-                    "Fix `table`/`schema` in the step config (names are case-sensitive).",
-                )
-            by_name = {c.name: c for c in columns}
-            unknown = [n for n in [*select, *filters, *(o[0] for o in order)] if n not in by_name]
-            if unknown:
-                raise StepError(
-                    f'column(s) {", ".join(dict.fromkeys(unknown))} not in table "{schema}"."{table}"',
-                    f"Its columns are: {', '.join(by_name)}.",
-                )
-            chosen = [by_name[n] for n in select] if select else columns
-            query, args = _query(schema, table, chosen, order, filters, by_name, limit, offset)
-            cur.execute(query, args or None)
-            result = cur.fetch_arrow_table()
-        conn.rollback()
+        cur = conn.cursor()
+        columns = table_columns(cur, schema, table)
+        if columns is None:
+            raise StepError(
+                f'table "{schema}"."{table}" does not exist at {channel.where}',
+                "Fix `table`/`schema` in the step config (names are case-sensitive).",
+            )
+        by_name = {c.name: c for c in columns}
+        unknown = [n for n in [*select, *filters, *(o[0] for o in order)] if n not in by_name]
+        if unknown:
+            raise StepError(
+                f'column(s) {", ".join(dict.fromkeys(unknown))} not in table "{schema}"."{table}"',
+                f"Its columns are: {', '.join(by_name)}.",
+            )
+        chosen = [by_name[n] for n in select] if select else columns
+        query, args = _query(schema, table, chosen, order, filters, by_name, limit, offset)
+        cur.execute(query, args or None)
+        source = cur.fetch_record_batch()
     except adbc_driver_manager.Error as exc:
-        message, state = server_error(exc)
-        raise StepError(
-            f'reading "{schema}"."{table}" at {channel.where} failed: {message}',
-            hint_for(
-                state, "Check the filter values and the table; the server's message says what it refused."
-            ),
-            error_type="DatabaseError",
-        ) from None
-    finally:
         conn.close()
-    return _normalise(result, chosen)
+        raise _read_error(exc, where) from None
+    except BaseException:
+        conn.close()
+        raise
+    schema_out, convert = _normalise(source.schema, chosen)
+
+    def batches():
+        try:
+            for batch in source:
+                yield convert(batch)
+        except adbc_driver_manager.Error as exc:
+            raise _read_error(exc, where) from None
+        finally:
+            source.close()
+            cur.close()
+            conn.rollback()
+            conn.close()
+
+    return pa.RecordBatchReader.from_batches(schema_out, batches())
+
+
+def _read_error(exc, where: str) -> StepError:
+    message, state = server_error(exc)
+    return StepError(
+        f"reading {where} failed: {message}",
+        hint_for(state, "Check the filter values and the table; the server's message says what it refused."),
+        error_type="DatabaseError",
+    )
 
 
 def _query(schema, table, chosen: list[Column], order, filters, by_name, limit, offset):
@@ -248,29 +285,39 @@ def _text(value) -> str:
     return str(value)
 
 
-def _normalise(result, chosen: list[Column]):
-    """ADBC's opaque numeric (a string) → decimal128(p,s); text-read types get their osiris.type mark."""
+def _normalise(schema, chosen: list[Column]):
+    """ADBC's opaque numeric (a string) → decimal128(p,s); text-read types get their osiris.type mark.
+    Returns the schema of the result and the function that converts each batch to it."""
     import pyarrow as pa
 
-    columns, fields = [], []
-    for c, f, col in zip(chosen, result.schema, result.columns, strict=True):
-        meta = None
-        if isinstance(col.type, pa.ExtensionType):
-            col = pa.chunked_array([ch.storage for ch in col.chunks], col.type.storage_type)
+    fields, casts = [], []
+    for c, f in zip(chosen, schema, strict=True):
+        meta, t, cast = None, f.type, None
+        if isinstance(t, pa.ExtensionType):
+            t = t.storage_type
         size = _numeric_size(c) if c.base == "numeric" else None
         if size:
             precision, scale = size
-            target = (
+            t = cast = (
                 pa.decimal128(precision, scale)
                 if precision <= 38
                 else pa.decimal256(min(precision, 76), scale)
             )
-            col = col.cast(target)
         elif c.base in MARKED:
             meta = {b"osiris.type": MARKED[c.base].encode()}
-        columns.append(col)
-        fields.append(pa.field(f.name, col.type, True, meta))
-    return pa.Table.from_arrays(columns, schema=pa.schema(fields))
+        fields.append(pa.field(f.name, t, True, meta))
+        casts.append(cast)
+    out = pa.schema(fields)
+
+    def convert(batch):
+        columns = []
+        for col, cast in zip(batch.columns, casts, strict=True):
+            if isinstance(col.type, pa.ExtensionType):
+                col = col.storage
+            columns.append(col.cast(cast) if cast is not None else col)
+        return pa.RecordBatch.from_arrays(columns, schema=out)
+
+    return out, convert
 
 
 # --- REST channel -----------------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
-"""supabase.writer (also postgres.writer): write an Arrow table into a Postgres/Supabase table.
+"""supabase.writer (also postgres.writer): write an Arrow stream into a Postgres/Supabase table.
 
 SQL channel (`sql_copy`), used whenever the connection gives pg_dsn/dsn or host + user + database. The write
 is ONE transaction, which also holds the CREATE TABLE of a missing table: any failure rolls it all back and
-the target is exactly as before. ADBC streams the Arrow table as binary COPY on the same libpq session, in
+the target is exactly as before. ADBC streams the Arrow batches as binary COPY on the same libpq session, in
 one of two ways; write.complete says which as `method` (and, when staged, why as `staged_because`):
 
 - direct_copy: COPY straight into the target, for append and replace whenever that stores exactly what the
@@ -145,14 +145,7 @@ NO_EQUALITY = {"json", "xml", "point", "line", "lseg", "box", "path", "polygon",
 def run(step: dict, inputs: dict, ctx: StepContext) -> None:
     cfg, data, schema, table, mode, pk = _request(step, inputs)
     sql, rest = _channels(ctx, cfg, schema, table)
-    ctx.report(
-        "write.start",
-        table=table,
-        schema=schema,
-        mode=mode,
-        rows_in=data.num_rows,
-        channel=(sql or rest).name,
-    )
+    ctx.report("write.start", table=table, schema=schema, mode=mode, channel=(sql or rest).name)
     how = {}
     if sql is not None:
         written, deleted, how = _write_sql(sql, data, schema, table, mode, pk, cfg, ctx)
@@ -226,14 +219,12 @@ def _channels(ctx: StepContext, cfg: dict, schema: str, table: str):
 
 
 def _input(inputs: dict):
-    import pyarrow as pa
+    """The stream to write (a table is accepted too); it is read once, batch by batch."""
+    from osiris_drivers._common import reader
 
     if not inputs:
         raise StepError("the writer received no data", "Add `needs: [<upstream step id>]` to this step.")
-    data = next(iter(inputs.values()))
-    if isinstance(data, pa.RecordBatchReader):
-        data = data.read_all()
-    return data
+    return reader(next(iter(inputs.values())))
 
 
 def _primary_key(value) -> list[str]:
@@ -245,7 +236,7 @@ def _primary_key(value) -> list[str]:
 def _check_request(data, mode: str, pk: list[str], schema: str, table: str) -> None:
     if mode not in MODES:
         raise StepError(f"unknown write_mode '{mode}'", f"Use one of: {', '.join(MODES)}.")
-    names = data.column_names
+    names = data.schema.names
     if not names:
         raise StepError(f'the data for "{schema}"."{table}" has no columns', "Check the upstream step.")
     dupes = sorted({n for n in names if names.count(n) > 1})
@@ -307,7 +298,7 @@ def _write_sql(channel: SqlChannel, data, schema, table, mode, pk, cfg, ctx) -> 
                     deleted = cur.rowcount
                 no_equality = {c.name for c in columns or [] if c.base in NO_EQUALITY}
                 cur.execute(
-                    _insert_sql(target, staging, data.column_names, casts, mode, pk, cfg, no_equality)
+                    _insert_sql(target, staging, data.schema.names, casts, mode, pk, cfg, no_equality)
                 )
                 written = cur.rowcount
                 cur.execute(f"DROP TABLE {staging}")
@@ -316,8 +307,7 @@ def _write_sql(channel: SqlChannel, data, schema, table, mode, pk, cfg, ctx) -> 
         _rollback(conn)
         message, state = server_error(exc)
         raise StepError(
-            f'writing {data.num_rows} rows into "{schema}"."{table}" at {channel.where} failed, '
-            f"nothing was changed: {message}",
+            f'writing into "{schema}"."{table}" at {channel.where} failed, nothing was changed: {message}',
             hint_for(state, "Fix the data or the table; the server's message says what it refused."),
             error_type="DatabaseError",
         ) from None
@@ -397,7 +387,7 @@ def _differences(data, columns) -> list[str]:
         if f.name in by_name and not fits(kind(f), by_name[f.name])
     ]
     required = [
-        c.name for c in columns if c.not_null and not c.has_default and c.name not in data.column_names
+        c.name for c in columns if c.not_null and not c.has_default and c.name not in data.schema.names
     ]
     problems = []
     if missing:
@@ -504,7 +494,7 @@ def _write_rest(channel: RestChannel, data, schema, table, mode, pk, cfg, ctx) -
                 "Add pg_dsn (postgresql://postgres.<ref>:<password>@<pooler host>:5432/postgres) to the "
                 "connection so the writer can create it, or run the planned ddl.sql in the SQL editor.",
             )
-        missing = _missing_columns(client, table, data.column_names, where)
+        missing = _missing_columns(client, table, data.schema.names, where)
         if missing:
             raise StepError(
                 f"the data does not fit table {where}, nothing was written: "
@@ -527,9 +517,9 @@ def _write_rest(channel: RestChannel, data, schema, table, mode, pk, cfg, ctx) -
             ignore = cfg.get("prefer") == "resolution=ignore-duplicates"
             prefer = f"resolution={'ignore' if ignore else 'merge'}-duplicates,{prefer}"
             params["on_conflict"] = ",".join(pk)
-        written, size = 0, int(cfg.get("batch_size") or 100)
-        for start in range(0, data.num_rows, size):
-            batch = data.slice(start, size)
+        written, sent, size = 0, 0, int(cfg.get("batch_size") or 100)
+        for batch in _rebatched(data, size):
+            start, sent = sent, sent + batch.num_rows
             body = json.dumps(json_records(batch), allow_nan=False, separators=(",", ":")).encode()
             resp = client.request("POST", table, params=params, headers={"Prefer": prefer}, content=body)
             if resp.status_code not in (200, 201, 204):
@@ -541,6 +531,24 @@ def _write_rest(channel: RestChannel, data, schema, table, mode, pk, cfg, ctx) -
         return written, deleted
     finally:
         client.close()
+
+
+def _rebatched(stream, size: int):
+    """The stream's rows in batches of `size` (the last one shorter): one REST request each."""
+    import pyarrow as pa
+
+    pending, rows = [], 0
+    for batch in stream:
+        pending.append(batch)
+        rows += batch.num_rows
+        if rows >= size:
+            whole = pa.Table.from_batches(pending, stream.schema)
+            cut = rows - rows % size
+            for start in range(0, cut, size):
+                yield from whole.slice(start, size).combine_chunks().to_batches()
+            pending, rows = whole.slice(cut).to_batches(), rows - cut
+    if rows:
+        yield from pa.Table.from_batches(pending, stream.schema).combine_chunks().to_batches()
 
 
 def _missing_columns(client, table: str, names: list[str], where: str) -> list[str]:
@@ -567,7 +575,7 @@ def _plan_rest(channel: RestChannel, data, schema, table, mode, pk, cfg, ctx):
         if not client.table_exists(table):
             ddl = create_table_sql(schema, table, data.schema, pk)
             return "incompatible", ddl, ["the table is missing and REST cannot create it: add pg_dsn"]
-        missing = _missing_columns(client, table, data.column_names, f'"{schema}"."{table}"')
+        missing = _missing_columns(client, table, data.schema.names, f'"{schema}"."{table}"')
     finally:
         client.close()
     differences = [f"not in the table: {', '.join(missing)}"] if missing else []

@@ -343,12 +343,14 @@ def annotate_runs(outcome: Outcome, errors_shown: int) -> None:
                         title=f"Incompatible target for step {target.step_id}",
                     )
                 )
-        # an incompatible target is already annotated above, with its differences
+        # an incompatible target is already annotated above, with its differences; a step interrupted by
+        # another's failure is not the one to fix
         failed = next(
             (
                 s
                 for s in report.steps
-                if s.status == "failed" and (s.error or {}).get("error_type") != INCOMPATIBLE
+                if s.status == "failed"
+                and (s.error or {}).get("error_type") not in (INCOMPATIBLE, "Interrupted")
             ),
             None,
         )

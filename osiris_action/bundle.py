@@ -92,7 +92,12 @@ def build(
     root = (root or project_root(pipeline_dir, connections.path)).resolve()
     bundle.files["worker.py"] = WORKER.read_bytes()
     bundle.files["manifest.json"] = manifest_bytes
-    wanted = {"__init__.py", "_common.py", "_duckdb.py"}  # the worker fingerprints with _duckdb
+    wanted = {
+        "__init__.py",
+        "_common.py",
+        "_duckdb.py",
+        "_streams.py",
+    }  # the worker streams and fingerprints with these
     step_connections: dict[str, dict[str, Any]] = {}
     for step in manifest["steps"]:
         wanted.update(step["files"])

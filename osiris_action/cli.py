@@ -191,11 +191,40 @@ def cmd_run(args) -> int:
         profile=args.profile,
         isolate_schema=args.isolate_schema,
     )
-    report, out = run_pipeline(Path(args.pipeline), options, on_progress=lambda line: print(line, flush=True))
+    console = _Console(sys.stdout)
+    report, out = run_pipeline(
+        Path(args.pipeline),
+        options,
+        on_progress=console.line,
+        on_status=console.status if sys.stdout.isatty() else None,
+    )
     print()
     print(text(report), end="")
     print(f"  outputs: {out}")
     return {"success": 0, "cancelled": 130}.get(report.status, 1)
+
+
+class _Console:
+    """Progress on a terminal: ordinary lines, and one status line that updates in place below them."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.showing = False
+
+    def line(self, text: str) -> None:
+        if self.showing:
+            self.stream.write("\r\x1b[K")
+            self.showing = False
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def status(self, text: str) -> None:
+        import shutil
+
+        width = shutil.get_terminal_size().columns - 1
+        self.stream.write("\r\x1b[K" + text[:width])
+        self.stream.flush()
+        self.showing = True
 
 
 def cmd_e2b_template(args) -> int:

@@ -17,6 +17,7 @@ import secrets
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -81,6 +82,10 @@ def safe_folder(parent: Path, name: str, taken: set[str]) -> Path:
     if path.resolve().parent != parent.resolve():
         raise OsirisError(f"refusing the folder name {name!r}: it leaves {parent}", "Rename the pipeline.")
     return path
+
+
+# Without a terminal (CI logs), the live row counts of running steps are printed at most this often.
+LIVE_EVERY_S = 5.0
 
 
 def new_run_id() -> str:
@@ -182,8 +187,12 @@ class Run:
         options: RunOptions,
         on_progress: Callable[[str], None],
         environ: Mapping[str, str] = os.environ,
+        on_status: Callable[[str], None] | None = None,
     ):
         self.p = prepared
+        self.on_status = on_status  # a terminal's updating line; without one, progress lines are spaced
+        self._live: dict[str, int] = {}
+        self._live_printed = 0.0
         self.options = options
         self.environ = environ
         self.run_id = new_run_id()
@@ -292,6 +301,18 @@ class Run:
 
     def _progress(self, event: dict) -> None:
         name, sid = event.get("event"), event.get("step_id")
+        if name in ("step.progress", "write.progress") and sid:
+            self._live[sid] = int(event.get("rows") or 0)
+            status = self.p.redactor.redact(
+                "  …     " + " · ".join(f"{s} {rows:,} rows" for s, rows in self._live.items())
+            )
+            if self.on_status is not None:
+                self.on_status(status)
+            elif time.monotonic() - self._live_printed >= LIVE_EVERY_S:
+                self._live_printed = time.monotonic()
+                self.on_progress(status)
+            return
+        self._live.pop(sid or "", None)
         if name == "step_complete":
             rows = f"{event.get('rows_in', 0):,} → {event.get('rows_out', 0):,} rows"
             self._say(f"  ok    {sid:<28} {rows:<26} {event.get('duration_ms', 0) / 1000:6.2f} s")
@@ -334,10 +355,13 @@ def worker_error(report: RunReport, code: int, stderr_tail: str) -> dict[str, st
     interpreter): that is said with its exit status and the tail of its stderr, never as tampering.
     Hash parity is judged only for a worker that finished.
     """
-    running = next((s.id for s in report.steps if s.status == "running"), None)
-    during = (
-        f" during step '{running}'" if running else (" before its first step" if not report.completed else "")
-    )
+    running = [s.id for s in report.steps if s.status == "running"]  # streamed steps run together
+    if len(running) == 1:
+        during = f" during step '{running[0]}'"
+    elif running:
+        during = " while steps " + ", ".join(f"'{sid}'" for sid in running) + " were running"
+    else:
+        during = " before its first step" if not report.completed else ""
     if not report.completed or code not in (0, 1, EXIT_PARITY):
         if code < 0:
             # E2B reports every killed command as -1 without naming the signal
@@ -404,9 +428,10 @@ def run_pipeline(
     options: RunOptions,
     on_progress: Callable[[str], None] = print,
     environ: Mapping[str, str] = os.environ,
+    on_status: Callable[[str], None] | None = None,
 ) -> tuple[RunReport, Path]:
     prepared = prepare(path, options, environ)
-    run = Run(prepared, options, on_progress, environ)
+    run = Run(prepared, options, on_progress, environ, on_status)
     on_progress(
         f"run {run.run_id}: {prepared.file} ({len(prepared.manifest['steps'])} steps, "
         f"target {options.target})"

@@ -14,9 +14,9 @@ from pathlib import Path
 import pyarrow as pa
 import pymysql
 import pytest
-from osiris_drivers._common import StepContext, StepError
+from osiris_drivers._common import StepContext, StepError, reader
+from osiris_drivers._mysql_send import Sender
 from osiris_drivers.mysql_extractor import run as extract
-from osiris_drivers.mysql_writer import copy_rows
 from osiris_drivers.mysql_writer import run as write
 
 from tests.conftest import MYSQL, mysql_execute
@@ -115,7 +115,7 @@ def _extract(connection: dict, tmp_path: Path, **config) -> tuple[pa.Table, list
     ctx, events = _ctx(connection, tmp_path)
     config = {"offset": 0, "batch_size": 10000, **config}
     step = {"id": "extract", "component": "mysql.extractor", "mode": "extract", "config": config}
-    return extract(step, {}, ctx), events
+    return reader(extract(step, {}, ctx)).read_all(), events
 
 
 def _write(connection: dict, tmp_path: Path, data: pa.Table, plan_only=False, **config) -> list:
@@ -149,7 +149,9 @@ def test_every_type_is_read_exactly_with_nulls(mysql_db, tmp_path):
     first, nulls = table.to_pylist()
     assert first == EVERY_VALUES
     assert nulls == {name: (2 if name == "id" else None) for name in EVERY_TYPE_SCHEMA}
-    assert events == [("extract.complete", {"rows": 2, "columns": 24, "reader": "connectorx"})]
+    assert events == [
+        ("extract.complete", {"rows": 2, "columns": 24, "reader": "connectorx", "read_as_text": ["wide"]})
+    ]
 
 
 def test_query_keeps_its_order_and_reads_wide_decimals_exactly(mysql_db, tmp_path):
@@ -178,8 +180,9 @@ def test_query_keeps_its_order_and_reads_wide_decimals_exactly(mysql_db, tmp_pat
     assert table.column("huge").to_pylist()[2] == Decimal(
         "-12345678901234567890123456789012345.123456789012345678901234567891"
     )
-    # connectorx would round these (scale 15) or fail (38 digits): the exact reader takes the query
-    assert events[-1][1]["reader"] == "pymysql"
+    # connectorx would round these (scale 15) or fail (38 digits): they travel as text, cast exactly
+    assert events[-1][1]["reader"] == "connectorx"
+    assert events[-1][1]["read_as_text"] == ["wide", "fine", "huge"]
 
     table, events = _extract(mysql_db.connection, tmp_path, table="d")
     assert table.column("wide").to_pylist()[0] == Decimal("1234567890123456789012345678.0123456789")
@@ -195,7 +198,7 @@ def test_query_types_match_table_types(mysql_db, tmp_path):
     by_table, _ = _extract(mysql_db.connection, tmp_path, table="every_type")
 
     assert by_query.equals(by_table, check_metadata=True)
-    assert events[-1][1]["reader"] == "pymysql"  # the DECIMAL(38,10) column needs the exact reader
+    assert events[-1][1]["read_as_text"] == ["wide"]  # the DECIMAL(38,10) column travels as text
     narrow, events = _extract(mysql_db.connection, tmp_path, query="SELECT id, money, doc FROM every_type")
     assert events[-1][1]["reader"] == "connectorx"
     assert narrow.schema.field("doc").metadata == {b"osiris.type": b"json"}
@@ -206,7 +209,7 @@ def test_columns_connectorx_cannot_read(mysql_db, tmp_path):
     mysql_execute(mysql_db, "CREATE TABLE g (id INT, pt POINT)", "INSERT INTO g VALUES (1, POINT(1, 2))")
 
     table, events = _extract(mysql_db.connection, tmp_path, query="SELECT NULL AS nothing, id FROM g")
-    assert table.schema.field("nothing").type == pa.null() and events[-1][1]["reader"] == "pymysql"
+    assert table.schema.field("nothing").type == pa.null() and events[-1][1]["read_as_text"] == ["nothing"]
     assert table.to_pylist() == [{"nothing": None, "id": 1}]
 
     table, _ = _extract(mysql_db.connection, tmp_path, table="g")
@@ -418,6 +421,7 @@ def test_create_table_maps_every_type_and_round_trips(mysql_db, tmp_path):
         "mode": "append",
         "rows_written": 2,
         "channel_used": "pymysql_load_data",
+        "method": "load_data",
     }
     back, _ = _extract(mysql_db.connection, tmp_path, table="copy")
     # TIMESTAMP comes back from DATETIME(6) as the same UTC wall time, without the zone
@@ -497,13 +501,14 @@ def test_insert_fallback_writes_in_batches_and_rolls_back(mysql_db):
     conn = pymysql.connect(**mysql_db.connection, charset="utf8mb4", init_command="SET time_zone='+00:00'")
     try:
         with conn.cursor() as cursor:
-            assert copy_rows(cursor, target, data, "insert", batch_size=1000) == 2500
+            sender = Sender(cursor, "insert", no_backslash_escapes=False)
+            assert sender.send(target, reader(data)) == 2500
             conn.commit()
             failing = pa.table(
                 {"id": pa.array([*range(3000, 4999), 7], pa.int32())}
             )  # duplicate in last batch
             with pytest.raises(pymysql.IntegrityError):
-                copy_rows(cursor, target, failing, "insert", batch_size=1000)
+                sender.send(target, reader(failing))
             conn.rollback()
     finally:
         conn.close()
@@ -609,3 +614,28 @@ def test_plan_only_plans_the_ddl_and_writes_nothing(mysql_db, tmp_path):
     assert "`k` VARCHAR(255) NOT NULL,\n  `doc` JSON,\n  PRIMARY KEY (`k`)" in events[0][1]["sql"]
     assert _complete(events)["rows_written"] == 0
     assert _rows(mysql_db, f"SHOW TABLES FROM `{mysql_db.database}`") == []
+
+
+def test_sums_and_products_of_decimals_stay_on_connectorx_and_exact(mysql_db, tmp_path):
+    """SUM(decimal), decimal * int and bare NULLs were once read row by row; they travel as text now."""
+    mysql_execute(
+        mysql_db,
+        "CREATE TABLE m (id INT PRIMARY KEY, grp INT, amount DECIMAL(12,2), pt POINT)",
+        "INSERT INTO m SELECT seq, seq % 3, seq + 0.01, POINT(seq, 2) FROM seq_1_to_2500",
+    )
+    query = (
+        "SELECT grp, SUM(amount) AS total, MAX(amount) * 1000000000000 AS scaled, NULL AS nothing "
+        "FROM m GROUP BY grp ORDER BY grp DESC"
+    )
+    table, events = _extract(mysql_db.connection, tmp_path, query=query)
+    assert events[-1][1]["reader"] == "connectorx"
+    assert set(events[-1][1]["read_as_text"]) == {"total", "scaled", "nothing"}
+    expected = mysql_execute(mysql_db, query)
+    assert [(r["grp"], r["total"], r["scaled"], r["nothing"]) for r in table.to_pylist()] == [
+        tuple(row) for row in expected
+    ]
+    assert table.schema.field("nothing").type == pa.null()
+    geometry, _ = _extract(mysql_db.connection, tmp_path, query="SELECT pt FROM m WHERE id = 1")
+    assert geometry.column("pt").to_pylist() == [
+        mysql_execute(mysql_db, "SELECT pt FROM m WHERE id = 1")[0][0]
+    ]

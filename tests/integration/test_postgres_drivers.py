@@ -25,7 +25,7 @@ import psycopg
 import pyarrow as pa
 import pytest
 from osiris_drivers import _postgres, supabase_extractor, supabase_writer
-from osiris_drivers._common import StepContext, StepError
+from osiris_drivers._common import StepContext, StepError, reader
 
 from tests.conftest import pg_execute
 from tests.integration.postgrest_server import PostgrestServer
@@ -97,7 +97,7 @@ def read(tmp_path, connection, **config) -> tuple[pa.Table, Run]:
         "mode": "extract",
         "config": {**_defaults(supabase_extractor.SPEC), **config},
     }
-    return supabase_extractor.run(step, {}, run.ctx), run
+    return reader(supabase_extractor.run(step, {}, run.ctx)).read_all(), run
 
 
 def dsn(db) -> dict:

@@ -131,8 +131,7 @@ def test_data_files_come_back_byte_for_byte_and_a_secret_in_them_is_named(tmp_pa
     assert copy.read_bytes() == written
     # and it still matches the fingerprint the worker measured on the rows it wrote
     import pyarrow.csv
-
-    from osiris_action.worker import fingerprint
+    from osiris_drivers._streams import fingerprint
 
     assert fingerprint(pyarrow.csv.read_csv(copy)) == report.steps[-1].fingerprint
     assert [w for w in report.warnings if "data/filesystem-local/out/copy.csv" in w and "secret" in w]

@@ -193,3 +193,22 @@ def test_the_console_script_runs(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr == "4 pipeline(s) checked: 0 error(s), 0 warning(s)\n"
+
+
+def test_a_terminal_gets_one_status_line_that_updates_in_place():
+    import io
+
+    from osiris_action.cli import _Console
+
+    screen = io.StringIO()
+    console = _Console(screen)
+    console.line("run r1: p.yaml")
+    console.status("  …     extract 100,000 rows")
+    console.status("  …     extract 200,000 rows")
+    console.line("  ok    extract")
+    assert screen.getvalue() == (
+        "run r1: p.yaml\n"
+        "\r\x1b[K  …     extract 100,000 rows"
+        "\r\x1b[K  …     extract 200,000 rows"
+        "\r\x1b[K  ok    extract\n"
+    )

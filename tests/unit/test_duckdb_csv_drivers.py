@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from osiris_drivers import csv_extractor, csv_writer, duckdb_processor
-from osiris_drivers._common import StepContext, StepError
+from osiris_drivers._common import StepContext, StepError, reader
 
 
 def _defaults(module) -> dict:
@@ -45,7 +45,13 @@ def sql(query: str, inputs: dict, tmp_path: Path) -> pa.Table:
         "mode": "transform",
         "config": {"query": query},
     }
-    return duckdb_processor.run(step, inputs, _ctx(tmp_path))
+    return duckdb_processor.run(step, streams(inputs), _ctx(tmp_path)).read_all()
+
+
+def streams(inputs: dict) -> dict:
+    """The inputs as the worker hands them over: one reader per upstream table, under each of its names."""
+    readers = {id(table): reader(table) for table in inputs.values()}
+    return {name: readers[id(table)] for name, table in inputs.items()}
 
 
 def read(tmp_path: Path, connection: dict | None = None, **config) -> pa.Table:
@@ -55,7 +61,7 @@ def read(tmp_path: Path, connection: dict | None = None, **config) -> pa.Table:
         "mode": "extract",
         "config": {**_defaults(csv_extractor), **config},
     }
-    return csv_extractor.run(step, {}, _ctx(tmp_path, connection))
+    return reader(csv_extractor.run(step, {}, _ctx(tmp_path, connection))).read_all()
 
 
 def write(tmp_path: Path, table: pa.Table, events: list | None = None, connection=None, **config) -> None:
@@ -66,7 +72,9 @@ def write(tmp_path: Path, table: pa.Table, events: list | None = None, connectio
         "config": {**_defaults(csv_writer), **config},
     }
     assert (
-        csv_writer.run(step, {"df_transform": table, "transform": table}, _ctx(tmp_path, connection, events))
+        csv_writer.run(
+            step, streams({"df_transform": table, "transform": table}), _ctx(tmp_path, connection, events)
+        )
         is None
     )
 
@@ -584,3 +592,26 @@ def test_drivers_import_no_heavy_module():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_large_file_streams_in_blocks_with_the_whole_files_types(tmp_path):
+    """Block by block, never whole in memory; a type only a later block reveals still wins (the file is
+    then read whole, as before)."""
+    lines = ["id,x,name"] + [f"{i},{i},n{i}" for i in range(200_000)]
+    (tmp_path / "big.csv").write_text("\n".join(lines) + "\n")
+    step = {"id": "e", "component": "filesystem.csv_extractor", "mode": "extract"}
+    step["config"] = {**_defaults(csv_extractor), "path": "big.csv"}
+    stream = csv_extractor.run(step, {}, _ctx(tmp_path))
+    assert isinstance(stream, pa.RecordBatchReader)
+    batches = list(stream)
+    assert len(batches) > 1 and sum(b.num_rows for b in batches) == 200_000
+    assert stream.schema == pa.schema([("id", pa.int64()), ("x", pa.int64()), ("name", pa.string())])
+
+    lines[-1] = "199999,2.5,"  # the last block holds a float: the column becomes float64, as pandas reads it
+    lines[1:150_000] = [f"{i},{i}," for i in range(149_999)]  # and a column empty in the first block
+    (tmp_path / "big.csv").write_text("\n".join(lines) + "\n")
+    table = read(tmp_path, path="big.csv")
+    assert table.schema.field("x").type == pa.float64() and table.column("x")[-1].as_py() == 2.5
+    assert (
+        table.schema.field("name").type == pa.string() and table.column("name")[150_000].as_py() == "n150000"
+    )
