@@ -1,0 +1,512 @@
+"""The data diff: what a write did to a table, computed inside the database.
+
+One shape for Postgres and MySQL/MariaDB. Given a cursor, the base table (what was there), the new rows (a
+table, or a staging table inside the write's transaction) and a key, one aggregate query counts rows in
+each, keys added, removed, changed and unchanged, the rows changed per column, null counts and numeric
+sum/min/max on each side; a second query (run only when something differs) pulls the sample: at most
+`SAMPLE` changed, added and removed rows each, ordered by key, every value cut to `VALUE_CHARS`
+characters. Nothing else leaves the server.
+
+- With a key, rows are paired on it: Postgres by a FULL JOIN, MySQL (which has none) by UNION ALL of both
+  sides and GROUP BY the key. Values are compared NULL-safely (`IS DISTINCT FROM`, `<=>`), so NULL to a
+  value is a change and NULL to NULL is not.
+- Without a key (none given, no primary key, or one that repeats), whole rows are compared as multisets:
+  UNION ALL + GROUP BY every column, counting copies on each side; `changed` is then 0 by definition and
+  `key` is empty.
+- A missing base table is an empty one: every row is added.
+- `mode` says what the write does with the new rows, so that a diff taken before the write is the diff of
+  the table after it: `replace` (the table becomes the new rows), `upsert` (keys absent from the new rows
+  stay as they are) and `append` (the new rows come on top; compared as multisets).
+
+Only columns present on both sides are compared; columns added, dropped or retyped are listed in
+`schema_changes`. A retyped column is compared as text unless both types are numeric.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+SAMPLE = 10
+VALUE_CHARS = 200
+KINDS = ("changed", "added", "removed")
+
+
+@dataclass
+class Col:
+    name: str
+    type: str
+    numeric: bool = False
+    exact: bool = True  # False: no equality operator (json, xml, geometry); compared as text
+    textual: bool = False  # MySQL: compared byte for byte, so a case-only change counts
+    binary: bool = False  # MySQL: shown as hex
+
+
+@dataclass
+class Relation:
+    """What one side of a diff reads: a table (`sql` is its qualified name) or a subquery with the columns
+    it produces. `label` is what the report calls it; `exists` is False for a base table not there yet."""
+
+    sql: str
+    label: str
+    columns: list[Col] = field(default_factory=list)
+    exists: bool = True
+    primary_key: list[str] = field(default_factory=list)
+    unique_keys: list[set[str]] = field(default_factory=list)
+
+
+# --- dialects -----------------------------------------------------------------------------------------------
+
+NO_EQUALITY = {"json", "xml", "point", "line", "lseg", "box", "path", "polygon", "circle"}
+MYSQL_NUMERIC = {"tinyint", "smallint", "mediumint", "int", "integer", "bigint", "decimal", "numeric"}
+MYSQL_NUMERIC |= {"float", "double", "real"}
+MYSQL_TEXT = {"char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set", "json"}
+MYSQL_BINARY = {"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"}
+MYSQL_NO_EQUALITY = {"geometry", "point", "linestring", "polygon"}
+
+_PG_COLUMNS = """
+SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), coalesce(bt.typcategory, t.typcategory)::text,
+       coalesce(bt.typname, t.typname)::text
+FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype
+WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum
+"""
+_PG_KEYS = """
+SELECT i.indisprimary, array_agg(a.attname::text ORDER BY array_position(i.indkey::int2[], a.attnum))
+FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+GROUP BY i.indexrelid, i.indisprimary
+"""
+
+
+class Postgres:
+    name = "postgres"
+
+    @staticmethod
+    def quote(name: str) -> str:
+        return '"' + name.replace('"', '""') + '"'
+
+    @staticmethod
+    def distinct(a: str, b: str) -> str:
+        return f"({a} IS DISTINCT FROM {b})"
+
+    @staticmethod
+    def text(expr: str, col: Col) -> str:
+        return f"left(({expr})::text, {VALUE_CHARS})"
+
+    @staticmethod
+    def as_text(expr: str) -> str:
+        return f"({expr})::text"
+
+    @staticmethod
+    def comparable(expr: str, col: Col, as_text: bool) -> str:
+        return f"({expr})::text" if as_text or not col.exact else expr
+
+    @classmethod
+    def describe(cls, cur, sql: str, label: str) -> Relation:
+        cur.execute("SELECT to_regclass($1) IS NOT NULL", (sql,))
+        if not cur.fetchone()[0]:
+            return Relation(sql, label, exists=False)
+        cur.execute(_PG_COLUMNS, (sql,))
+        columns = [
+            Col(name, kind, numeric=category == "N", exact=base not in NO_EQUALITY)
+            for name, kind, category, base in cur.fetchall()
+        ]
+        cur.execute(_PG_KEYS, (sql,))
+        primary, unique = [], []
+        for is_primary, names in cur.fetchall():
+            names = list(names)
+            unique.append(set(names))
+            primary = names if is_primary else primary
+        return Relation(sql, label, columns, True, primary, unique)
+
+    @classmethod
+    def paired(cls, base: str, new: str, key: list[str], cols: list[str]) -> str:
+        """One row per key: k0.., hb, hn (1 when the key is on that side), b0.., n0.. (its values)."""
+        q = cls.quote
+        keys = ", ".join(f"{q(k)} AS k{i}" for i, k in enumerate(key))
+        values = "".join(f", {q(c)} AS v{i}" for i, c in enumerate(cols))
+        on = " AND ".join(f"b.k{i} = n.k{i}" for i in range(len(key)))
+        select = ", ".join(f"coalesce(b.k{i}, n.k{i}) AS k{i}" for i in range(len(key)))
+        select += ", (b.o IS NOT NULL)::int AS hb, (n.o IS NOT NULL)::int AS hn"
+        select += "".join(f", b.v{i} AS b{i}, n.v{i} AS n{i}" for i in range(len(cols)))
+        return (
+            f"SELECT {select} FROM (SELECT 1 AS o, {keys}{values} FROM {base}) b "
+            f"FULL JOIN (SELECT 1 AS o, {keys}{values} FROM {new}) n ON {on}"
+        )
+
+    @classmethod
+    def empty(cls, new: Relation) -> str:
+        return f"(SELECT * FROM {new.sql} WHERE false) AS e"
+
+
+class MySQL:
+    name = "mysql"
+
+    @staticmethod
+    def quote(name: str) -> str:
+        return "`" + name.replace("`", "``") + "`"
+
+    @staticmethod
+    def distinct(a: str, b: str) -> str:
+        return f"(NOT ({a} <=> {b}))"
+
+    @staticmethod
+    def text(expr: str, col: Col) -> str:
+        return (
+            f"LEFT(HEX({expr}), {VALUE_CHARS})"
+            if col.binary
+            else f"LEFT(CAST({expr} AS CHAR), {VALUE_CHARS})"
+        )
+
+    @staticmethod
+    def as_text(expr: str) -> str:
+        return f"CAST({expr} AS CHAR)"
+
+    @staticmethod
+    def comparable(expr: str, col: Col, as_text: bool) -> str:
+        if not col.exact:
+            return f"ST_AsBinary({expr})"
+        return f"BINARY({expr})" if as_text or col.textual else expr
+
+    @classmethod
+    def describe(cls, cur, sql: str, label: str) -> Relation:
+        import pymysql
+
+        try:
+            cur.execute(f"SHOW COLUMNS FROM {sql}")
+        except pymysql.err.ProgrammingError as exc:
+            if exc.args and exc.args[0] == 1146:  # no such table
+                return Relation(sql, label, exists=False)
+            raise
+        columns = []
+        for row in cur.fetchall():
+            name, kind = row[0], str(row[1])
+            base = kind.split("(")[0].split()[0].lower()
+            columns.append(
+                Col(
+                    name,
+                    kind,
+                    numeric=base in MYSQL_NUMERIC,
+                    exact=base not in MYSQL_NO_EQUALITY,
+                    textual=base in MYSQL_TEXT,
+                    binary=base in MYSQL_BINARY,
+                )
+            )
+        cur.execute(f"SHOW INDEX FROM {sql}")
+        names = [d[0].lower() for d in cur.description]
+        indexes: dict[str, list[tuple[int, str]]] = {}
+        for row in cur.fetchall():
+            r = dict(zip(names, row, strict=True))
+            if int(r["non_unique"]) == 0 and r.get("column_name"):
+                indexes.setdefault(r["key_name"], []).append((int(r["seq_in_index"]), r["column_name"]))
+        primary = [c for _, c in sorted(indexes.get("PRIMARY", []))]
+        unique = [{c for _, c in parts} for parts in indexes.values()]
+        return Relation(sql, label, columns, True, primary, unique)
+
+    @classmethod
+    def paired(cls, base: str, new: str, key: list[str], cols: list[str]) -> str:
+        """MySQL has no FULL JOIN: UNION ALL of both sides, one group per key."""
+        q = cls.quote
+        keys = ", ".join(f"{q(k)} AS k{i}" for i, k in enumerate(key))
+        side_b = "".join(f", {q(c)} AS b{i}, NULL AS n{i}" for i, c in enumerate(cols))
+        side_n = "".join(f", NULL, {q(c)}" for c in cols)
+        union = (
+            f"SELECT {keys}, 1 AS hb, 0 AS hn{side_b} FROM {base} "
+            f"UNION ALL SELECT {', '.join(q(k) for k in key)}, 0, 1{side_n} FROM {new}"
+        )
+        group = ", ".join(f"k{i}" for i in range(len(key)))
+        values = "".join(f", MAX(b{i}) AS b{i}, MAX(n{i}) AS n{i}" for i in range(len(cols)))
+        return f"SELECT {group}, MAX(hb) AS hb, MAX(hn) AS hn{values} FROM ({union}) u GROUP BY {group}"
+
+    @classmethod
+    def empty(cls, new: Relation) -> str:
+        return f"(SELECT * FROM {new.sql} WHERE 1 = 0) AS e"
+
+
+DIALECTS = {"postgres": Postgres, "mysql": MySQL}
+
+
+# --- the diff -----------------------------------------------------------------------------------------------
+
+
+def describe(cur, dialect: str, sql: str, label: str) -> Relation:
+    """A table's columns and unique keys from the catalog (a missing table gives `exists=False`)."""
+    return DIALECTS[dialect].describe(cur, sql, label)
+
+
+def compare(
+    cur,
+    dialect: str,
+    base: Relation,
+    new: Relation,
+    key: list[str] | None = None,
+    mode: str = "replace",
+    schema_changes: bool = True,
+) -> dict:
+    """The diff of `new` against `base` (see the module docstring); a JSON-ready dict.
+
+    `key`: the writer's primary key, if it has one; else the base table's primary key is used, else whole
+    rows. `schema_changes` False: the new side is the incoming rows of a write, whose columns are a subset
+    of the table's by construction, so missing columns are not reported as dropped."""
+    d = DIALECTS[dialect]
+    by_base = {c.name: c for c in base.columns}
+    common = [c for c in new.columns if c.name in by_base] if base.exists else list(new.columns)
+    changes = _schema_changes(base, new) if schema_changes and base.exists else []
+    chosen, note = _key(cur, d, base, new, key, {c.name for c in common})
+    if mode == "append":
+        chosen, note = [], "append adds the incoming rows to the table: compared as whole rows"
+    base_sql = base.sql if base.exists else d.empty(new)
+    if not base.exists:
+        note = (note + "; " if note else "") + "the base table does not exist: every row is added"
+    pairs = [(by_base.get(c.name, c), c) for c in common]
+    if chosen:
+        values = [c for c in common if c.name not in chosen]
+        result = _keyed(
+            cur, d, base_sql, new.sql, chosen, [(by_base.get(c.name, c), c) for c in values], mode
+        )
+    else:
+        result = _multiset(cur, d, base_sql, new.sql, pairs, mode)
+    return {
+        "table": new.label,
+        "base_table": base.label,
+        "key": chosen,
+        **result,
+        "schema_changes": changes,
+        "note": note,
+    }
+
+
+def _key(cur, d, base: Relation, new: Relation, key, names: set[str]) -> tuple[list[str], str]:
+    """The key to pair rows on, and why when there is none: the writer's, else the base table's (or, with
+    no base table, the new one's) primary key, provided every side has it and no side repeats it."""
+    source = "the writer's primary_key"
+    if not key:
+        key, source = (base.primary_key if base.exists else new.primary_key), "the primary key"
+    if not key:
+        return [], "no primary key: compared as whole rows (multiset)"
+    missing = [k for k in key if k not in names]
+    if missing:
+        return [], f"key column {', '.join(missing)} is not on both sides: compared as whole rows"
+    for side in (base, new):
+        if side.exists and set(key) not in side.unique_keys and _repeats(cur, d, side.sql, key):
+            return [], f"{source} ({', '.join(key)}) repeats in {side.label}: compared as whole rows"
+    return list(key), ""
+
+
+def _repeats(cur, d, table: str, key: list[str]) -> bool:
+    keys = ", ".join(d.quote(k) for k in key)
+    cur.execute(f"SELECT COUNT(*) FROM (SELECT 1 AS x FROM {table} GROUP BY {keys} HAVING COUNT(*) > 1) r")
+    return int(cur.fetchone()[0]) > 0
+
+
+def _schema_changes(base: Relation, new: Relation) -> list[dict]:
+    before = {c.name: c for c in base.columns}
+    after = {c.name: c for c in new.columns}
+    changes = [{"column": n, "change": "added", "type": after[n].type} for n in after if n not in before]
+    changes += [{"column": n, "change": "removed", "type": before[n].type} for n in before if n not in after]
+    changes += [
+        {"column": n, "change": "retyped", "from": before[n].type, "to": after[n].type}
+        for n in after
+        if n in before and before[n].type != after[n].type
+    ]
+    return changes
+
+
+def _when(condition: str, then: str = "1") -> str:
+    return f"SUM(CASE WHEN {condition} THEN {then} ELSE 0 END)"
+
+
+def _keyed(cur, d, base: str, new: str, key: list[str], pairs: list[tuple[Col, Col]], mode: str) -> dict:
+    """Rows paired on the key: one aggregate over the paired relation, then the sample if anything differs."""
+    names = [after.name for _, after in pairs]
+    paired = d.paired(base, new, key, names)
+    if mode == "upsert":  # a key absent from the incoming rows keeps its row: on the new side as it was
+        keys = ", ".join(f"k{i}" for i in range(len(key)))
+        values = "".join(
+            f", b{i}, CASE WHEN hn = 1 THEN n{i} ELSE b{i} END AS n{i}" for i in range(len(pairs))
+        )
+        paired = f"SELECT {keys}, hb, 1 AS hn{values} FROM ({paired}) p"
+    differs = []
+    for i, (before, after) in enumerate(pairs):
+        as_text = before.type != after.type and not (before.numeric and after.numeric)
+        differs.append(
+            d.distinct(d.comparable(f"b{i}", before, as_text), d.comparable(f"n{i}", after, as_text))
+        )
+    changed_row = " OR ".join(differs) or "1 = 0"
+    both = "hb = 1 AND hn = 1"
+    aggregates = [
+        "SUM(hb)",
+        "SUM(hn)",
+        _when("hb = 0"),
+        _when("hn = 0"),
+        _when(f"{both} AND ({changed_row})"),
+        *[_when(f"{both} AND {x}") for x in differs],
+    ]
+    stats = _stats_sql(d, pairs, lambda i: (f"b{i}", "hb = 1"), lambda i: (f"n{i}", "hn = 1"))
+    cur.execute(f"SELECT {', '.join(aggregates + stats)} FROM ({paired}) j")
+    row = list(cur.fetchone())
+    rows_base, rows_new, added, removed, changed = (_int(v) for v in row[:5])
+    per_column = [_int(v) for v in row[5 : 5 + len(pairs)]]
+    result = {
+        "rows_base": rows_base,
+        "rows_new": rows_new,
+        "added": added,
+        "removed": removed,
+        "changed": changed,
+        "unchanged": rows_base - removed - changed,
+        "columns": dict(zip(names, per_column, strict=True)),
+        "stats": _stats(pairs, row[5 + len(pairs) :]),
+        "sample": [],
+    }
+    if added or removed or changed:
+        result["sample"] = _keyed_sample(cur, d, paired, key, pairs, differs, changed_row)
+    return result
+
+
+def _keyed_sample(cur, d, paired: str, key, pairs, differs, changed_row) -> list[dict]:
+    kind = "CASE WHEN hb = 0 THEN 'added' WHEN hn = 0 THEN 'removed' ELSE 'changed' END"
+    order = ", ".join(f"k{i}" for i in range(len(key)))
+    shown = [d.text(f"k{i}", Col(k, "")) for i, k in enumerate(key)]
+    for i, (before, after) in enumerate(pairs):
+        shown += [d.text(f"b{i}", before), d.text(f"n{i}", after)]
+    flags = [f"CASE WHEN hb = 1 AND hn = 1 AND {x} THEN 1 ELSE 0 END" for x in differs]
+    cur.execute(
+        f"SELECT kind, {', '.join(f'c{i}' for i in range(len(shown) + len(flags)))} FROM ("
+        f"SELECT {kind} AS kind, ROW_NUMBER() OVER (PARTITION BY {kind} ORDER BY {order}) AS rn, "
+        + ", ".join(f"{expr} AS c{i}" for i, expr in enumerate(shown + flags))
+        + f", {order} FROM ({paired}) j WHERE hb = 0 OR hn = 0 OR {changed_row}) s "
+        f"WHERE rn <= {SAMPLE} ORDER BY kind, {order}"
+    )
+    sample = []
+    for row in cur.fetchall():
+        kind_name, values = row[0], list(row[1:])
+        keys = dict(zip(key, values[: len(key)], strict=True))
+        rest = values[len(key) : len(key) + 2 * len(pairs)]
+        marks = values[len(key) + 2 * len(pairs) :]
+        names = [after.name for _, after in pairs]
+        before = {**keys, **dict(zip(names, rest[0::2], strict=True))}
+        after = {**keys, **dict(zip(names, rest[1::2], strict=True))}
+        sample.append(
+            {
+                "kind": kind_name,
+                "key": keys,
+                "before": None if kind_name == "added" else before,
+                "after": None if kind_name == "removed" else after,
+                "changed": [n for n, m in zip(names, marks, strict=True) if _int(m)],
+            }
+        )
+    return sorted(sample, key=lambda s: KINDS.index(s["kind"]))
+
+
+def _multiset(cur, d, base: str, new: str, pairs: list[tuple[Col, Col]], mode: str) -> dict:
+    """Whole rows as multisets: copies of each distinct row on each side."""
+    grouped = []
+    for before, after in pairs:
+        as_text = before.type != after.type and not (before.numeric and after.numeric)
+        grouped.append((d.comparable(d.quote(after.name), after, as_text), as_text or not after.exact))
+    cols = ", ".join(f"{expr} AS g{i}" for i, (expr, _) in enumerate(grouped)) or "1 AS g0"
+    width = max(len(pairs), 1)
+    group = ", ".join(f"g{i}" for i in range(width))
+    union = f"SELECT {cols}, 1 AS cb, 0 AS cn FROM {base} UNION ALL SELECT {cols}, 0, 1 FROM {new}"
+    counted = f"SELECT {group}, SUM(cb) AS cb, SUM(cn) AS cn FROM ({union}) u GROUP BY {group}"
+    if mode == "append":  # the table keeps its rows and gains the new ones
+        counted = f"SELECT {group}, cb, cb + cn AS cn FROM ({counted}) a"
+    aggregates = [
+        "SUM(cb)",
+        "SUM(cn)",
+        _when("cn > cb", "cn - cb"),
+        _when("cb > cn", "cb - cn"),
+        _when("cb > 0 AND cn > 0", "CASE WHEN cb < cn THEN cb ELSE cn END"),
+    ]
+    # a column grouped as text has no sum: only its null counts are kept
+    numeric = [
+        (b, a) if not text else (Col(b.name, b.type), Col(a.name, a.type))
+        for (b, a), (_, text) in zip(pairs, grouped, strict=True)
+    ]
+    stats = _stats_sql(d, numeric, lambda i: (f"g{i}", "cb > 0"), lambda i: (f"g{i}", "cn > 0"), ("cb", "cn"))
+    cur.execute(f"SELECT {', '.join(aggregates + stats)} FROM ({counted}) c")
+    row = list(cur.fetchone())
+    rows_base, rows_new, added, removed, unchanged = (_int(v) for v in row[:5])
+    result = {
+        "rows_base": rows_base,
+        "rows_new": rows_new,
+        "added": added,
+        "removed": removed,
+        "changed": 0,
+        "unchanged": unchanged,
+        "columns": {},
+        "stats": _stats(numeric, row[5:]),
+        "sample": [],
+    }
+    if (added or removed) and pairs:
+        kind = "CASE WHEN cn > cb THEN 'added' ELSE 'removed' END"
+        cur.execute(
+            f"SELECT kind, copies, {', '.join(f'c{i}' for i in range(len(pairs)))} FROM ("
+            f"SELECT {kind} AS kind, ROW_NUMBER() OVER (PARTITION BY {kind} ORDER BY {group}) AS rn, "
+            f"CASE WHEN cn > cb THEN cn - cb ELSE cb - cn END AS copies, {group}, "
+            + ", ".join(f"{d.text(f'g{i}', after)} AS c{i}" for i, (_, after) in enumerate(pairs))
+            + f" FROM ({counted}) c WHERE cb <> cn) s WHERE rn <= {SAMPLE} ORDER BY kind, {group}"
+        )
+        names = [after.name for _, after in pairs]
+        for row in cur.fetchall():
+            values = dict(zip(names, row[2:], strict=True))
+            added_row = row[0] == "added"
+            result["sample"].append(
+                {
+                    "kind": row[0],
+                    "key": {},
+                    "copies": _int(row[1]),
+                    "before": None if added_row else values,
+                    "after": values if added_row else None,
+                    "changed": [],
+                }
+            )
+        result["sample"].sort(key=lambda s: KINDS.index(s["kind"]))
+    return result
+
+
+def _stats_sql(d, pairs, base_of, new_of, weights: tuple[str, str] | None = None) -> list[str]:
+    """Per column and side: null count, and for numeric columns sum, min and max (as exact text).
+    `weights`: the multiset form, where each grouped row stands for `cb`/`cn` copies."""
+    parts = []
+    for i, (before, after) in enumerate(pairs):
+        for side, (value, present), col in ((0, base_of(i), before), (1, new_of(i), after)):
+            copies = weights[side] if weights else "1"
+            parts.append(_when(f"{present} AND {value} IS NULL", copies))
+            if col.numeric:
+                weighted = f"{value} * {copies}" if weights else value
+                parts += [
+                    d.as_text(f"SUM(CASE WHEN {present} THEN {weighted} END)"),
+                    d.as_text(f"MIN(CASE WHEN {present} THEN {value} END)"),
+                    d.as_text(f"MAX(CASE WHEN {present} THEN {value} END)"),
+                ]
+    return parts
+
+
+def _stats(pairs, values: list) -> dict:
+    stats, it = {}, iter(values)
+    for before, after in pairs:
+        entry: dict = {"nulls": [None, None]}
+        for side, col in ((0, before), (1, after)):
+            entry["nulls"][side] = _int(next(it))
+            if col.numeric:
+                for name in ("sum", "min", "max"):
+                    entry.setdefault(name, [None, None])[side] = _number(next(it))
+        stats[after.name] = entry
+    return stats
+
+
+def _int(value) -> int:
+    return int(str(value)) if value is not None else 0
+
+
+def _number(value):
+    """Exact: an integer as int, anything else as the database printed it."""
+    if value is None:
+        return None
+    text = str(value)
+    try:
+        return int(text)
+    except ValueError:
+        return text
