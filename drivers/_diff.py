@@ -54,6 +54,17 @@ class Relation:
     unique_keys: list[set[str]] = field(default_factory=list)
 
 
+@dataclass
+class Paired:
+    """Rows of both sides paired on the key, as a FROM clause and the expressions that read it."""
+
+    source: str
+    in_base: str  # condition: the key is in the base table
+    in_new: str  # condition: the key is in the new rows
+    before: list[str]  # per compared column, its base value
+    after: list[str]  # per compared column, its new value
+
+
 # --- dialects -----------------------------------------------------------------------------------------------
 
 NO_EQUALITY = {"json", "xml", "point", "line", "lseg", "box", "path", "polygon", "circle"}
@@ -120,24 +131,32 @@ class Postgres:
             primary = names if is_primary else primary
         return Relation(sql, label, columns, True, primary, unique)
 
+    @staticmethod
+    def count_if(condition: str) -> str:
+        return f"count(*) FILTER (WHERE {condition})"
+
+    @staticmethod
+    def agg(function: str, expr: str, condition: str) -> str:
+        return f"{function}({expr}) FILTER (WHERE {condition})"
+
     @classmethod
-    def paired(cls, base: str, new: str, key: list[str], cols: list[str]) -> str:
-        """One row per key: k0.., hb, hn (1 when the key is on that side), b0.., n0.. (its values)."""
+    def paired(cls, base: str, new: str, key: list[str], cols: list[str]) -> Paired:
+        """A FULL JOIN on the key, aggregated as it is (a derived table in between costs a third more).
+        A side is present when its first key column is not NULL: keys are primary keys, or upsert keys,
+        which Postgres refuses to be NULL."""
         q = cls.quote
-        keys = ", ".join(f"{q(k)} AS k{i}" for i, k in enumerate(key))
-        values = "".join(f", {q(c)} AS v{i}" for i, c in enumerate(cols))
-        on = " AND ".join(f"b.k{i} = n.k{i}" for i in range(len(key)))
-        select = ", ".join(f"coalesce(b.k{i}, n.k{i}) AS k{i}" for i in range(len(key)))
-        select += ", (b.o IS NOT NULL)::int AS hb, (n.o IS NOT NULL)::int AS hn"
-        select += "".join(f", b.v{i} AS b{i}, n.v{i} AS n{i}" for i in range(len(cols)))
-        return (
-            f"SELECT {select} FROM (SELECT 1 AS o, {keys}{values} FROM {base}) b "
-            f"FULL JOIN (SELECT 1 AS o, {keys}{values} FROM {new}) n ON {on}"
+        on = " AND ".join(f"b.{q(k)} = n.{q(k)}" for k in key)
+        return Paired(
+            f"{base} b FULL JOIN {new} n ON {on}",
+            f"b.{q(key[0])} IS NOT NULL",
+            f"n.{q(key[0])} IS NOT NULL",
+            [f"b.{q(c)}" for c in cols],
+            [f"n.{q(c)}" for c in cols],
         )
 
     @classmethod
     def empty(cls, new: Relation) -> str:
-        return f"(SELECT * FROM {new.sql} WHERE false) AS e"
+        return f"(SELECT * FROM {new.sql} WHERE false)"
 
 
 class MySQL:
@@ -204,24 +223,38 @@ class MySQL:
         unique = [{c for _, c in parts} for parts in indexes.values()]
         return Relation(sql, label, columns, True, primary, unique)
 
+    @staticmethod
+    def count_if(condition: str) -> str:
+        return f"SUM(CASE WHEN {condition} THEN 1 ELSE 0 END)"
+
+    @staticmethod
+    def agg(function: str, expr: str, condition: str) -> str:
+        return f"{function}(CASE WHEN {condition} THEN {expr} END)"
+
     @classmethod
-    def paired(cls, base: str, new: str, key: list[str], cols: list[str]) -> str:
+    def paired(cls, base: str, new: str, key: list[str], cols: list[str]) -> Paired:
         """MySQL has no FULL JOIN: UNION ALL of both sides, one group per key."""
         q = cls.quote
         keys = ", ".join(f"{q(k)} AS k{i}" for i, k in enumerate(key))
         side_b = "".join(f", {q(c)} AS b{i}, NULL AS n{i}" for i, c in enumerate(cols))
         side_n = "".join(f", NULL, {q(c)}" for c in cols)
         union = (
-            f"SELECT {keys}, 1 AS hb, 0 AS hn{side_b} FROM {base} "
-            f"UNION ALL SELECT {', '.join(q(k) for k in key)}, 0, 1{side_n} FROM {new}"
+            f"SELECT {keys}, 1 AS hb, 0 AS hn{side_b} FROM {base} b "
+            f"UNION ALL SELECT {', '.join(q(k) for k in key)}, 0, 1{side_n} FROM {new} n"
         )
         group = ", ".join(f"k{i}" for i in range(len(key)))
         values = "".join(f", MAX(b{i}) AS b{i}, MAX(n{i}) AS n{i}" for i in range(len(cols)))
-        return f"SELECT {group}, MAX(hb) AS hb, MAX(hn) AS hn{values} FROM ({union}) u GROUP BY {group}"
+        return Paired(
+            f"(SELECT {group}, MAX(hb) AS hb, MAX(hn) AS hn{values} FROM ({union}) u GROUP BY {group}) j",
+            "j.hb = 1",
+            "j.hn = 1",
+            [f"j.b{i}" for i in range(len(cols))],
+            [f"j.n{i}" for i in range(len(cols))],
+        )
 
     @classmethod
     def empty(cls, new: Relation) -> str:
-        return f"(SELECT * FROM {new.sql} WHERE 1 = 0) AS e"
+        return f"(SELECT * FROM {new.sql} WHERE 1 = 0)"
 
 
 DIALECTS = {"postgres": Postgres, "mysql": MySQL}
@@ -318,37 +351,34 @@ def _when(condition: str, then: str = "1") -> str:
 
 
 def _keyed(cur, d, base: str, new: str, key: list[str], pairs: list[tuple[Col, Col]], mode: str) -> dict:
-    """Rows paired on the key: one aggregate over the paired relation, then the sample if anything differs."""
+    """Rows paired on the key: one aggregate over the pairing, then the sample if anything differs."""
     names = [after.name for _, after in pairs]
-    paired = d.paired(base, new, key, names)
+    p = d.paired(base, new, key, names)
+    in_base, in_new, before, after = p.in_base, p.in_new, p.before, p.after
     if mode == "upsert":  # a key absent from the incoming rows keeps its row: on the new side as it was
-        keys = ", ".join(f"k{i}" for i in range(len(key)))
-        values = "".join(
-            f", b{i}, CASE WHEN hn = 1 THEN n{i} ELSE b{i} END AS n{i}" for i in range(len(pairs))
-        )
-        paired = f"SELECT {keys}, hb, 1 AS hn{values} FROM ({paired}) p"
-    differs = []
-    for i, (before, after) in enumerate(pairs):
-        as_text = before.type != after.type and not (before.numeric and after.numeric)
-        differs.append(
-            d.distinct(d.comparable(f"b{i}", before, as_text), d.comparable(f"n{i}", after, as_text))
-        )
+        after = [f"CASE WHEN {in_new} THEN {n} ELSE {b} END" for b, n in zip(before, after, strict=True)]
+        in_new = "1 = 1"
+    differs = [_differs(d, b, n, pair) for b, n, pair in zip(before, after, pairs, strict=True)]
     changed_row = " OR ".join(differs) or "1 = 0"
-    both = "hb = 1 AND hn = 1"
+    both = f"{in_base} AND {in_new}"
     aggregates = [
-        "SUM(hb)",
-        "SUM(hn)",
-        _when("hb = 0"),
-        _when("hn = 0"),
-        _when(f"{both} AND ({changed_row})"),
-        *[_when(f"{both} AND {x}") for x in differs],
+        d.count_if(in_base),
+        d.count_if(in_new),
+        d.count_if(f"NOT ({in_base})"),
+        d.count_if(f"NOT ({in_new})"),
+        d.count_if(f"{both} AND ({changed_row})"),
+        *[d.count_if(f"{both} AND {x}") for x in differs],
     ]
-    stats = _stats_sql(d, pairs, lambda i: (f"b{i}", "hb = 1"), lambda i: (f"n{i}", "hn = 1"))
-    cur.execute(f"SELECT {', '.join(aggregates + stats)} FROM ({paired}) j")
+    stats = _stats_sql(d, pairs, lambda i: (before[i], in_base), lambda i: (after[i], in_new))
+    cur.execute(f"SELECT {', '.join(aggregates + stats)} FROM {p.source}")
     row = list(cur.fetchone())
     rows_base, rows_new, added, removed, changed = (_int(v) for v in row[:5])
     per_column = [_int(v) for v in row[5 : 5 + len(pairs)]]
-    result = {
+    sample = []
+    for kind, count in (("changed", changed), ("added", added), ("removed", removed)):
+        if count:
+            sample += _keyed_sample(cur, d, kind, base, new, key, pairs)
+    return {
         "rows_base": rows_base,
         "rows_new": rows_new,
         "added": added,
@@ -357,46 +387,55 @@ def _keyed(cur, d, base: str, new: str, key: list[str], pairs: list[tuple[Col, C
         "unchanged": rows_base - removed - changed,
         "columns": dict(zip(names, per_column, strict=True)),
         "stats": _stats(pairs, row[5 + len(pairs) :]),
-        "sample": [],
+        "sample": sample,
     }
-    if added or removed or changed:
-        result["sample"] = _keyed_sample(cur, d, paired, key, pairs, differs, changed_row)
-    return result
 
 
-def _keyed_sample(cur, d, paired: str, key, pairs, differs, changed_row) -> list[dict]:
-    kind = "CASE WHEN hb = 0 THEN 'added' WHEN hn = 0 THEN 'removed' ELSE 'changed' END"
-    order = ", ".join(f"k{i}" for i in range(len(key)))
-    shown = [d.text(f"k{i}", Col(k, "")) for i, k in enumerate(key)]
-    for i, (before, after) in enumerate(pairs):
-        shown += [d.text(f"b{i}", before), d.text(f"n{i}", after)]
-    flags = [f"CASE WHEN hb = 1 AND hn = 1 AND {x} THEN 1 ELSE 0 END" for x in differs]
-    cur.execute(
-        f"SELECT kind, {', '.join(f'c{i}' for i in range(len(shown) + len(flags)))} FROM ("
-        f"SELECT {kind} AS kind, ROW_NUMBER() OVER (PARTITION BY {kind} ORDER BY {order}) AS rn, "
-        + ", ".join(f"{expr} AS c{i}" for i, expr in enumerate(shown + flags))
-        + f", {order} FROM ({paired}) j WHERE hb = 0 OR hn = 0 OR {changed_row}) s "
-        f"WHERE rn <= {SAMPLE} ORDER BY kind, {order}"
-    )
+def _differs(d, before: str, after: str, pair: tuple[Col, Col]) -> str:
+    """NULL-safe: true when the two values differ; a retyped column is compared as text."""
+    b, n = pair
+    as_text = b.type != n.type and not (b.numeric and n.numeric)
+    return d.distinct(d.comparable(before, b, as_text), d.comparable(after, n, as_text))
+
+
+def _keyed_sample(cur, d, kind: str, base: str, new: str, key: list[str], pairs) -> list[dict]:
+    """The first SAMPLE rows of one kind in key order: a join (or anti-join) with a LIMIT, which an index
+    on the key answers without reading the whole table."""
+    q = d.quote
+    on = " AND ".join(f"b.{q(k)} = n.{q(k)}" for k in key)
+    side = "b" if kind == "removed" else "n"
+    shown = [d.text(f"{side}.{q(k)}", Col(k, "")) for k in key]
+    if kind == "changed":
+        flags = [_differs(d, f"b.{q(a.name)}", f"n.{q(a.name)}", (b, a)) for b, a in pairs]
+        shown += [d.text(f"b.{q(a.name)}", b) for b, a in pairs]
+        shown += [d.text(f"n.{q(a.name)}", a) for b, a in pairs]
+        shown += [f"CASE WHEN {flag} THEN 1 ELSE 0 END" for flag in flags]
+        source = f"{base} b JOIN {new} n ON {on} WHERE {' OR '.join(flags) or '1 = 0'}"
+    else:
+        shown += [d.text(f"{side}.{q(a.name)}", b if side == "b" else a) for b, a in pairs]
+        inner, outer = ("n", "b") if kind == "removed" else ("b", "n")
+        source = (
+            f"{base if outer == 'b' else new} {outer} WHERE NOT EXISTS (SELECT 1 FROM "
+            f"{base if inner == 'b' else new} {inner} WHERE {on})"
+        )
+    order = ", ".join(f"{side}.{q(k)}" for k in key)
+    cur.execute(f"SELECT {', '.join(shown)} FROM {source} ORDER BY {order} LIMIT {SAMPLE}")
+    names = [a.name for _, a in pairs]
     sample = []
     for row in cur.fetchall():
-        kind_name, values = row[0], list(row[1:])
-        keys = dict(zip(key, values[: len(key)], strict=True))
-        rest = values[len(key) : len(key) + 2 * len(pairs)]
-        marks = values[len(key) + 2 * len(pairs) :]
-        names = [after.name for _, after in pairs]
-        before = {**keys, **dict(zip(names, rest[0::2], strict=True))}
-        after = {**keys, **dict(zip(names, rest[1::2], strict=True))}
-        sample.append(
-            {
-                "kind": kind_name,
-                "key": keys,
-                "before": None if kind_name == "added" else before,
-                "after": None if kind_name == "removed" else after,
-                "changed": [n for n, m in zip(names, marks, strict=True) if _int(m)],
-            }
-        )
-    return sorted(sample, key=lambda s: KINDS.index(s["kind"]))
+        keys = dict(zip(key, row[: len(key)], strict=True))
+        values = list(row[len(key) :])
+        if kind == "changed":
+            width = len(names)
+            before = {**keys, **dict(zip(names, values[:width], strict=True))}
+            after = {**keys, **dict(zip(names, values[width : 2 * width], strict=True))}
+            marks = [n for n, m in zip(names, values[2 * width :], strict=True) if _int(m)]
+        else:
+            row_values = {**keys, **dict(zip(names, values, strict=True))}
+            before, after = (row_values, None) if kind == "removed" else (None, row_values)
+            marks = []
+        sample.append({"kind": kind, "key": keys, "before": before, "after": after, "changed": marks})
+    return sample
 
 
 def _multiset(cur, d, base: str, new: str, pairs: list[tuple[Col, Col]], mode: str) -> dict:
@@ -408,7 +447,7 @@ def _multiset(cur, d, base: str, new: str, pairs: list[tuple[Col, Col]], mode: s
     cols = ", ".join(f"{expr} AS g{i}" for i, (expr, _) in enumerate(grouped)) or "1 AS g0"
     width = max(len(pairs), 1)
     group = ", ".join(f"g{i}" for i in range(width))
-    union = f"SELECT {cols}, 1 AS cb, 0 AS cn FROM {base} UNION ALL SELECT {cols}, 0, 1 FROM {new}"
+    union = f"SELECT {cols}, 1 AS cb, 0 AS cn FROM {base} b UNION ALL SELECT {cols}, 0, 1 FROM {new} n"
     counted = f"SELECT {group}, SUM(cb) AS cb, SUM(cn) AS cn FROM ({union}) u GROUP BY {group}"
     if mode == "append":  # the table keeps its rows and gains the new ones
         counted = f"SELECT {group}, cb, cb + cn AS cn FROM ({counted}) a"
@@ -473,13 +512,14 @@ def _stats_sql(d, pairs, base_of, new_of, weights: tuple[str, str] | None = None
     for i, (before, after) in enumerate(pairs):
         for side, (value, present), col in ((0, base_of(i), before), (1, new_of(i), after)):
             copies = weights[side] if weights else "1"
-            parts.append(_when(f"{present} AND {value} IS NULL", copies))
+            nulls = f"{present} AND {value} IS NULL"
+            parts.append(_when(nulls, copies) if weights else d.count_if(nulls))
             if col.numeric:
                 weighted = f"{value} * {copies}" if weights else value
                 parts += [
-                    d.as_text(f"SUM(CASE WHEN {present} THEN {weighted} END)"),
-                    d.as_text(f"MIN(CASE WHEN {present} THEN {value} END)"),
-                    d.as_text(f"MAX(CASE WHEN {present} THEN {value} END)"),
+                    d.as_text(d.agg("SUM", weighted, present)),
+                    d.as_text(d.agg("MIN", value, present)),
+                    d.as_text(d.agg("MAX", value, present)),
                 ]
     return parts
 
