@@ -30,6 +30,8 @@ class StepContext:
     emit: Callable[..., None] = field(default=lambda event, **fields: None)
     plan_only: bool = False  # plan mode: inputs are empty tables; read what is needed, write nothing
     create_schema: bool = False  # the target schema is this run's own (per-PR isolation): create it
+    diff: bool = False  # compare the incoming rows with the target inside the write, before applying them
+    base_schema: str | None = None  # per-PR isolation: the schema the pipeline names (None: its default)
     results: dict[str, Any] = field(default_factory=dict)
 
     def report(self, event: str, **fields: Any) -> None:

@@ -156,7 +156,7 @@ class Postgres:
 
     @classmethod
     def empty(cls, new: Relation) -> str:
-        return f"(SELECT * FROM {new.sql} WHERE false)"
+        return f"(SELECT * FROM {new.sql} x WHERE false)"
 
 
 class MySQL:
@@ -254,7 +254,7 @@ class MySQL:
 
     @classmethod
     def empty(cls, new: Relation) -> str:
-        return f"(SELECT * FROM {new.sql} WHERE 1 = 0)"
+        return f"(SELECT * FROM {new.sql} x WHERE 1 = 0)"
 
 
 DIALECTS = {"postgres": Postgres, "mysql": MySQL}
@@ -329,7 +329,7 @@ def _key(cur, d, base: Relation, new: Relation, key, names: set[str]) -> tuple[l
 
 def _repeats(cur, d, table: str, key: list[str]) -> bool:
     keys = ", ".join(d.quote(k) for k in key)
-    cur.execute(f"SELECT COUNT(*) FROM (SELECT 1 AS x FROM {table} GROUP BY {keys} HAVING COUNT(*) > 1) r")
+    cur.execute(f"SELECT COUNT(*) FROM (SELECT 1 AS x FROM {table} t GROUP BY {keys} HAVING COUNT(*) > 1) r")
     return int(cur.fetchone()[0]) > 0
 
 
@@ -550,3 +550,26 @@ def _number(value):
         return int(text)
     except ValueError:
         return text
+
+
+# --- what the writers call ----------------------------------------------------------------------------------
+
+
+def against_base(cur, dialect: str, new: tuple[str, str], base: tuple[str, str], key: list[str]) -> dict:
+    """Per-PR isolation, after the write committed: the PR's table against the table of the schema the
+    pipeline names, on the same server. Each side is (qualified SQL name, label)."""
+    before = describe(cur, dialect, *base)
+    after = describe(cur, dialect, *new)
+    return compare(cur, dialect, before, after, key)
+
+
+def against_incoming(
+    cur, dialect: str, target: tuple[str, str], rows_sql: str, names: list[str], key: list[str], mode: str
+) -> dict:
+    """`diff: on`, inside the write's transaction before it changes anything: the target's rows against
+    the incoming ones (`rows_sql` selects them with the target's column types), as the write will leave
+    the table in `mode`."""
+    before = describe(cur, dialect, *target)
+    by_name = {c.name: c for c in before.columns}
+    incoming = Relation(f"({rows_sql})", target[1], [by_name[n] for n in names if n in by_name])
+    return compare(cur, dialect, before, incoming, key, mode, schema_changes=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 import uuid
 
+from osiris_drivers import _diff
 from osiris_drivers._common import StepContext, StepError
 from osiris_drivers._mysql import (
     CONNECTION_FIELDS,
@@ -42,7 +43,7 @@ SPEC = {
     },
     "constraints": [{"when": {"mode": ["upsert"]}, "require": "upsert_keys"}],
     "requires": ["pyarrow", "pymysql"],
-    "helpers": ["_mysql.py"],
+    "helpers": ["_mysql.py", "_diff.py"],
 }
 
 DUPLICATE_KEY = 1062
@@ -130,13 +131,29 @@ def run(step: dict, inputs: dict, ctx: StepContext) -> None:
             method = "load_data" if cursor.fetchone()[0] else "insert"
             stats: dict = {}
             conn.begin()
+            staged = compared = None
+            if ctx.diff and not ctx.create_schema:  # stage, compare with the table, then apply from the stage
+                staged = _stage(cursor, target, data, method, config["batch_size"])
+                compared = _diff.against_incoming(
+                    cursor,
+                    "mysql",
+                    (target, f"{schema}.{name}"),
+                    f"SELECT * FROM {staged}",
+                    data.schema.names,
+                    keys,
+                    "replace" if config.get("truncate_before") else mode,
+                )
             if mode == "replace" or config.get("truncate_before"):
                 stats["rows_deleted"] = cursor.execute(f"DELETE FROM {target}")
             if mode == "upsert":
-                written, inserted = _upsert(cursor, target, data, keys, method, config["batch_size"])
-                stats.update(rows_inserted=inserted, rows_updated=written - inserted)
+                counts = _upsert(cursor, target, data, keys, method, config["batch_size"], staged)
+                written = counts["inserted"] + counts["updated"]
+                stats.update(counts)
             else:
-                written = copy_rows(cursor, target, data, method, config["batch_size"])
+                written = copy_rows(cursor, target, data, method, config["batch_size"], staged)
+                stats.update(inserted=written, updated=0, unchanged=0)
+                if staged:
+                    cursor.execute(f"DROP TEMPORARY TABLE {staged}")
             conn.commit()
     except BaseException as exc:
         _undo(conn, created, target)
@@ -151,8 +168,31 @@ def run(step: dict, inputs: dict, ctx: StepContext) -> None:
     finally:
         conn.close()
     channel = "pymysql_load_data" if method == "load_data" else "pymysql_insert"
-    ctx.report("write.complete", **where, rows_written=written, channel_used=channel, **stats)
+    ctx.report(
+        "write.complete", **where, rows_in=data.num_rows, rows_written=written, channel_used=channel, **stats
+    )
+    if compared is not None:
+        ctx.report("diff.complete", **compared)
+    elif ctx.create_schema:
+        _isolation_diff(params, ctx, config, schema, name, keys)
     return None
+
+
+def _isolation_diff(params: dict, ctx: StepContext, config: dict, schema: str, name: str, keys) -> None:
+    """Per-PR isolation: the table this run wrote against the same table in the database the pipeline
+    names, on the same server, read after the write committed."""
+    import pymysql
+
+    base = ctx.base_schema or (ctx.connection or {}).get("schema") or params["database"]
+    conn = connect(params)
+    try:
+        with conn.cursor() as cursor:
+            sides = [(qualified(s, name), f"{s}.{name}") for s in (schema, base)]
+            ctx.report("diff.complete", **_diff.against_base(cursor, "mysql", *sides, keys))
+    except pymysql.MySQLError as exc:
+        ctx.report("diff.unavailable", table=name, reason=error_from(exc, params, "comparing").message)
+    finally:
+        conn.close()
 
 
 def plan(step: dict, inputs: dict, ctx: StepContext) -> None:
@@ -375,8 +415,12 @@ def create_table_sql(target: str, schema, keys: list[str]) -> str:
     return f"CREATE TABLE {target} (\n" + ",\n".join(lines) + f"\n) {TABLE_OPTIONS}"
 
 
-def copy_rows(cursor, target: str, data, method: str, batch_size: int) -> int:
-    """Send every row into `target`; returns the rows the server reports as inserted."""
+def copy_rows(cursor, target: str, data, method: str, batch_size: int, staged: str | None = None) -> int:
+    """Send every row into `target` (from `staged`, a temporary copy already loaded, when given); returns
+    the rows the server reports as inserted."""
+    if staged is not None:
+        columns = ", ".join(quote_ident(n) for n in data.schema.names)
+        return cursor.execute(f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {staged}")
     if data.num_rows == 0:
         return 0
     data = _plain(data)
@@ -474,27 +518,41 @@ def _check_unique_key(cursor, schema: str, name: str, keys: list[str], target: s
         )
 
 
-def _upsert(cursor, target: str, data, keys: list[str], method: str, batch_size: int) -> tuple[int, int]:
-    """Load into a temporary copy of the table, then merge it; returns (rows written, rows inserted)."""
+def _stage(cursor, target: str, data, method: str, batch_size: int) -> str:
+    """A temporary copy of the table's shape holding the incoming rows (temporary: no implicit commit)."""
     stage = quote_ident(f"osiris_stage_{uuid.uuid4().hex[:12]}")
-    cursor.execute(f"CREATE TEMPORARY TABLE {stage} LIKE {target}")  # temporary: no implicit commit
+    cursor.execute(f"CREATE TEMPORARY TABLE {stage} LIKE {target}")
+    copy_rows(cursor, stage, data, method, batch_size)
+    return stage
+
+
+def _upsert(cursor, target: str, data, keys: list[str], method: str, batch_size: int, staged=None) -> dict:
+    """Merge from a temporary copy of the table; returns the rows inserted, updated and left unchanged.
+
+    The server measures them: the rows whose key the table already holds are counted before the merge,
+    and INSERT ... ON DUPLICATE KEY UPDATE reports 1 affected row per insert, 2 per update and 0 per row
+    it left as it was (PyMySQL does not set CLIENT_FOUND_ROWS, which would count those as 1)."""
+    stage = staged or _stage(cursor, target, data, method, batch_size)
     try:
-        written = copy_rows(cursor, stage, data, method, batch_size)
+        cursor.execute(f"SELECT COUNT(*) FROM {stage}")
+        staged_rows = int(cursor.fetchone()[0])
         on = " AND ".join(f"s.{quote_ident(k)} = t.{quote_ident(k)}" for k in keys)
         cursor.execute(f"SELECT COUNT(*) FROM {stage} AS s JOIN {target} AS t ON {on}")
-        matched = cursor.fetchone()[0]
+        matched = int(cursor.fetchone()[0])
         columns = ", ".join(quote_ident(name) for name in data.schema.names)
         lowered = {key.lower() for key in keys}
         updates = [quote_ident(n) for n in data.schema.names if n.lower() not in lowered] or [
             quote_ident(keys[0])
         ]
-        cursor.execute(
+        affected = cursor.execute(
             f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {stage} "
             f"ON DUPLICATE KEY UPDATE {', '.join(f'{c} = VALUES({c})' for c in updates)}"
         )
     finally:
         cursor.execute(f"DROP TEMPORARY TABLE IF EXISTS {stage}")
-    return written, written - matched
+    inserted = staged_rows - matched
+    updated = (affected - inserted) // 2
+    return {"inserted": inserted, "updated": updated, "unchanged": matched - updated}
 
 
 def _plain(data):

@@ -143,6 +143,8 @@ def run_step(
         emit=lambda event, **fields: events.emit(event, step_id=sid, **fields),
         plan_only=plan,
         create_schema=bool(isolated),
+        diff=bool(settings.get("diff")),
+        base_schema=step["config"].get("schema") if isolated else None,
     )
     driver = importlib.import_module(f"osiris_drivers.{step['driver']}")
     call = getattr(driver, "plan", None) if plan else driver.run
@@ -177,7 +179,10 @@ def run_step(
         written = ctx.results.get("write.complete")
         if written is None:
             raise RuntimeError(f"driver {step['driver']} returned no table and reported no write.complete")
-        rows_out = int(written["rows_written"])
+        rows_out = written.get("rows_written")  # None: the target did not say (not measured)
+        if (isolated or ctx.diff) and not ({"diff.complete", "diff.unavailable"} & set(ctx.results)):
+            reason = f"{step['component']} writes no table that can be compared"
+            ctx.report("diff.unavailable", reason=reason)
         # a writer's data is its input: reuse the upstream fingerprint rather than hash it again
         needs = list(step["inputs"])
         output = prints.get(needs[0]) if len(needs) == 1 else None
