@@ -214,3 +214,161 @@ def test_case_only_text_change_counts(server):
         "INSERT INTO new VALUES (1, 'ABC')",
     )
     assert counts(server.diff()) == (1, 1, 0, 0, 1, 0)
+
+
+# --- through the writers ------------------------------------------------------------------------------------
+
+
+def _write(server, tmp_path, data, isolate: str | None = None, diff: bool = False, **config):
+    """One writer call as the worker makes it; returns {event: fields}."""
+    import pyarrow as pa  # noqa: F401  (the writers take Arrow tables)
+    from osiris_drivers import mysql_writer, supabase_writer
+    from osiris_drivers._common import StepContext
+
+    events: dict = {}
+    ctx = StepContext(
+        step_id="load",
+        connection=server.connection,
+        artifacts_dir=tmp_path,
+        base_dir=tmp_path,
+        emit=lambda event, **fields: events.__setitem__(event, fields),
+        create_schema=isolate is not None,
+        diff=diff,
+    )
+    if server.dialect == "postgres":
+        driver, config = supabase_writer, {"schema": isolate or "public", **config}
+        config["write_mode"] = config.pop("mode", "append")
+        if "key" in config:
+            config["primary_key"] = config.pop("key")
+    else:
+        driver, config = mysql_writer, {"schema": isolate or server.schema, "batch_size": 1000, **config}
+        if "key" in config:
+            config["upsert_keys"] = config.pop("key")
+    driver.run({"id": "load", "config": config}, {"input": data}, ctx)
+    return events
+
+
+@pytest.fixture
+def writer_server(server, request):
+    db = request.getfixturevalue("pg_db" if server.dialect == "postgres" else "mysql_db")
+    server.connection = {"pg_dsn": db.pg_dsn} if server.dialect == "postgres" else db.connection
+    return server
+
+
+def _people(ids, names):
+    import pyarrow as pa
+
+    return pa.table({"id": pa.array(ids, pa.int32()), "name": pa.array(names, pa.string())})
+
+
+def test_upsert_counts_inserted_updated_unchanged_as_the_server_measures_them(writer_server, tmp_path):
+    writer_server.run(
+        "CREATE TABLE people (id INT PRIMARY KEY, name {text})",
+        "INSERT INTO people VALUES (1, 'a'), (2, 'b'), (3, 'c')",
+    )
+    data = _people([2, 3, 4], ["B", "c", "d"])  # 2 changes, 3 is the same, 4 is new
+    events = _write(writer_server, tmp_path, data, table="people", mode="upsert", key=["id"])
+    done = events["write.complete"]
+    counts = [done[k] for k in ("rows_in", "rows_written", "inserted", "updated", "unchanged")]
+    assert counts == [3, 2, 1, 1, 1]
+
+
+def test_diff_on_compares_incoming_rows_inside_the_write(writer_server, tmp_path):
+    writer_server.run(
+        "CREATE TABLE people (id INT PRIMARY KEY, name {text})",
+        "INSERT INTO people VALUES (1, 'a'), (2, 'b'), (3, 'c')",
+    )
+    data = _people([2, 3, 4], ["B", "c", "d"])
+    events = _write(writer_server, tmp_path, data, diff=True, table="people", mode="replace")
+    diff = events["diff.complete"]
+    assert counts(diff) == (3, 3, 1, 1, 1, 1)
+    assert diff["key"] == ["id"] and diff["columns"] == {"name": 1}
+    assert diff["table"] == diff["base_table"] == f"{writer_server.schema}.people"
+    writer_server.cur.execute("SELECT id, name FROM people ORDER BY id")
+    assert [tuple(r) for r in writer_server.cur.fetchall()] == [(2, "B"), (3, "c"), (4, "d")]
+
+    upsert = _write(
+        writer_server,
+        tmp_path,
+        _people([4, 5], ["D", "e"]),
+        diff=True,
+        table="people",
+        mode="upsert",
+        key=["id"],
+    )
+    assert counts(upsert["diff.complete"]) == (3, 4, 1, 0, 1, 2)
+    append = _write(
+        writer_server,
+        tmp_path,
+        _people([9], ["z"]),
+        diff=True,
+        table="appended",
+        create_table=True,
+        create_if_missing=True,
+    )
+    assert counts(append["diff.complete"]) == (0, 1, 1, 0, 0, 0)
+
+
+def test_isolated_write_is_compared_with_the_base_schema(writer_server, tmp_path):
+    writer_server.run(
+        "CREATE TABLE people (id INT PRIMARY KEY, name {text})",
+        "INSERT INTO people VALUES (1, 'a'), (2, 'b'), (3, 'c')",
+    )
+    pr = "osiris_pr_7" if writer_server.dialect == "postgres" else writer_server.schema + "_pr7"
+    data = _people([1, 2, 4], ["a", "B", "d"])
+    try:
+        events = _write(
+            writer_server,
+            tmp_path,
+            data,
+            isolate=pr,
+            table="people",
+            mode="replace",
+            key=["id"],
+            create_table=True,
+        )
+        diff = events["diff.complete"]
+        assert diff["table"] == f"{pr}.people" and diff["base_table"] == f"{writer_server.schema}.people"
+        assert counts(diff) == (3, 3, 1, 1, 1, 1)
+        assert [(s["kind"], s["key"]["id"]) for s in diff["sample"]] == [
+            ("changed", "2"),
+            ("added", "4"),
+            ("removed", "3"),
+        ]
+    finally:
+        if writer_server.dialect == "mysql":
+            writer_server.cur.execute(f"DROP DATABASE IF EXISTS `{pr}`")
+
+
+def test_a_before_trigger_that_skips_rows_shows_in_the_counts(pg_db, tmp_path):
+    server = Server("postgres", pg_db)
+    server.connection = {"pg_dsn": pg_db.pg_dsn}
+    server.run(
+        "CREATE TABLE people (id INT PRIMARY KEY, name TEXT)",
+        "CREATE FUNCTION skip_x() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN IF NEW.name = 'x' THEN RETURN NULL; END IF; RETURN NEW; END $$",
+        "CREATE TRIGGER skip BEFORE INSERT ON people FOR EACH ROW EXECUTE FUNCTION skip_x()",
+    )
+    events = _write(server, tmp_path, _people([1, 2, 3], ["a", "x", "c"]), table="people")
+    done = events["write.complete"]
+    assert (done["rows_in"], done["rows_written"], done["inserted"]) == (3, 2, 2)
+    server.close()
+
+
+def test_ignore_duplicates_upsert_reports_the_rows_it_kept_out(pg_db, tmp_path):
+    server = Server("postgres", pg_db)
+    server.connection = {"pg_dsn": pg_db.pg_dsn}
+    server.run("CREATE TABLE people (id INT PRIMARY KEY, name TEXT)", "INSERT INTO people VALUES (1, 'a')")
+    events = _write(
+        server,
+        tmp_path,
+        _people([1, 2], ["A", "b"]),
+        table="people",
+        mode="upsert",
+        key=["id"],
+        prefer="resolution=ignore-duplicates",
+    )
+    done = events["write.complete"]
+    counts_ = [done[k] for k in ("rows_in", "rows_written", "inserted", "updated", "unchanged")]
+    assert counts_ == [2, 1, 1, 0, 0]
+    server.close()
