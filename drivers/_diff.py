@@ -573,3 +573,9 @@ def against_incoming(
     by_name = {c.name: c for c in before.columns}
     incoming = Relation(f"({rows_sql})", target[1], [by_name[n] for n in names if n in by_name])
     return compare(cur, dialect, before, incoming, key, mode, schema_changes=False)
+
+
+def planned(base: str, key: list[str], what: str) -> str:
+    """Plan mode: the diff a run would compute, in words."""
+    on = f"key ({', '.join(key)})" if key else "the base table's primary key, or whole rows without one"
+    return f"a data diff will compare {what} with {base}, on {on}"

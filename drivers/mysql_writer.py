@@ -228,6 +228,11 @@ def plan(step: dict, inputs: dict, ctx: StepContext) -> None:
         effect=_effect(state, mode, keys, rows, bool(config.get("truncate_before")), ddl),
         channel="pymysql",
     )
+    if ctx.diff or ctx.create_schema:
+        base = ctx.base_schema or (ctx.connection or {}).get("schema") or params["database"]
+        where = f"{base}.{name}" if ctx.create_schema else f"{schema}.{name}"
+        what = "the written table" if ctx.create_schema else "the incoming rows"
+        ctx.report("diff.planned", table=name, reason=_diff.planned(where, keys, what))
     return None
 
 

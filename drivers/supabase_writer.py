@@ -226,6 +226,10 @@ def plan(step: dict, inputs: dict, ctx: StepContext) -> None:
         effect=effect,
         channel=(sql or rest).name,
     )
+    if ctx.diff or ctx.create_schema:
+        base = f"{ctx.base_schema or 'public'}.{table}" if ctx.create_schema else f"{schema}.{table}"
+        reason = _diff.planned(base, pk, "the written table" if ctx.create_schema else "the incoming rows")
+        ctx.report("diff.planned", table=table, reason=reason if sql is not None else NO_REST_DIFF)
 
 
 def _request(step: dict, inputs: dict):

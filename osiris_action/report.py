@@ -23,12 +23,87 @@ class StepReport(BaseModel):
     columns: list[dict[str, str]] | None = None  # plan mode: what the step would produce
 
 
-class WriteReport(BaseModel):
+class WriteCounts(BaseModel):
+    """What a write did, as the server measured it: rows received, and of them inserted, updated, and
+    left as they were (an upsert's equal rows). `rows_written` None with `rows_written_measured` False:
+    the target did not say (REST without a Content-Range total)."""
+
+    rows_in: int | None = None
+    inserted: int | None = None
+    updated: int | None = None
+    unchanged: int | None = None
+    rows_written_measured: bool = True
+
+    @property
+    def rows_short(self) -> int:
+        """Rows received that the target neither wrote nor found unchanged (a BEFORE trigger returning
+        NULL, an ignore-duplicates upsert, a row-level security policy); 0 when not measured."""
+        if self.rows_in is None:
+            return 0
+        if self.inserted is not None:
+            done = self.inserted + (self.updated or 0) + (self.unchanged or 0)
+        elif self.rows_written_measured and getattr(self, "rows_written", None) is not None:
+            done = self.rows_written
+        else:
+            return 0
+        return max(self.rows_in - done, 0)
+
+
+def write_counts(event: dict[str, Any]) -> dict[str, Any]:
+    """The WriteCounts fields of a write.complete event."""
+    fields = {k: event.get(k) for k in ("rows_in", "inserted", "updated", "unchanged")}
+    return {**fields, "rows_written_measured": event.get("rows_written_measured", True) is not False}
+
+
+class DataDiff(BaseModel):
+    """One written table against its base (see docs/data-diff.md). `stats` and `note` travel in the
+    diff.complete event and the summary, not in report.json, whose data_diff keys are fixed."""
+
+    step: str
+    table: str
+    base_table: str
+    key: list[str] = Field(default_factory=list)
+    rows_base: int
+    rows_new: int
+    added: int
+    removed: int
+    changed: int
+    unchanged: int
+    columns: dict[str, int] = Field(default_factory=dict)
+    schema_changes: list[dict[str, Any]] = Field(default_factory=list)
+    sample: list[dict[str, Any]] = Field(default_factory=list)
+    stats: dict[str, Any] = Field(default_factory=dict, exclude=True)
+    note: str = Field(default="", exclude=True)
+
+
+class DiffNote(BaseModel):
+    """A writer that computes no diff, and why; or, in plan mode, the diff a run would compute."""
+
+    step: str
+    table: str | None = None
+    reason: str
+
+
+def apply_data_diff(report: RunReport, event: dict[str, Any]) -> bool:
+    """Fold the diff events into the report; True when the event was one of them."""
+    name, step = event.get("event"), str(event.get("step_id", ""))
+    if name == "diff.complete":
+        fields = {k: v for k, v in event.items() if k in DataDiff.model_fields}
+        report.data_diff.append(DataDiff(**{**fields, "step": step}))
+    elif name in ("diff.unavailable", "diff.planned"):
+        note = DiffNote(step=step, table=event.get("table"), reason=str(event.get("reason", "")))
+        (report.diff_unavailable if name == "diff.unavailable" else report.diff_planned).append(note)
+    else:
+        return False
+    return True
+
+
+class WriteReport(WriteCounts):
     step_id: str
     table: str | None
     schema_: str | None = Field(default=None, alias="schema")
     mode: str | None
-    rows_written: int
+    rows_written: int | None
     channel: str | None
     atomic: bool | None = None
 
@@ -94,6 +169,9 @@ class RunReport(BaseModel):
     artifacts: list[str] = Field(default_factory=list)
     skipped_artifacts: list[dict[str, Any]] = Field(default_factory=list)
     bytes_uploaded: int = 0
+    data_diff: list[DataDiff] = Field(default_factory=list)
+    diff_unavailable: list[DiffNote] = Field(default_factory=list)
+    diff_planned: list[DiffNote] = Field(default_factory=list)
 
     @property
     def rows_read(self) -> int:
@@ -101,7 +179,7 @@ class RunReport(BaseModel):
 
     @property
     def rows_written(self) -> int:
-        return sum(w.rows_written for w in self.writes)
+        return sum(w.rows_written or 0 for w in self.writes)
 
     def step(self, step_id: str) -> StepReport | None:
         return next((s for s in self.steps if s.id == step_id), None)
@@ -126,6 +204,8 @@ def apply(report: RunReport, event: dict[str, Any]) -> None:
     """Fold one (already redacted) worker event into the report."""
     name = event.get("event")
     step = report.step(event.get("step_id", "")) if event.get("step_id") else None
+    if apply_data_diff(report, event):
+        return
     if name == "step_start" and step:
         step.status = "running"
     elif name == "step_complete" and step:
@@ -158,9 +238,10 @@ def apply(report: RunReport, event: dict[str, Any]) -> None:
                 table=event.get("table"),
                 schema=event.get("schema"),
                 mode=event.get("mode"),
-                rows_written=int(event.get("rows_written", 0)),
+                rows_written=event.get("rows_written"),
                 channel=event.get("channel_used"),
                 atomic=event.get("atomic"),
+                **write_counts(event),
             )
         )
     elif name in ("table.ddl_planned", "table.ddl_executed") and step:

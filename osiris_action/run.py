@@ -47,6 +47,7 @@ class RunOptions:
     download_data: bool | None = None
     plan: bool = False  # read sources and targets, write nothing
     isolate_schema: str | None = None  # every writer's target moves to this schema (per-PR isolation)
+    diff: bool = False  # compare the incoming rows with each target before writing (data diff)
 
 
 @dataclass
@@ -120,6 +121,8 @@ def run_settings(manifest: dict, options: RunOptions) -> dict:
     settings: dict = {}
     if options.plan:
         settings["plan"] = True
+    if options.diff:
+        settings["diff"] = True
     if options.isolate_schema:
         settings["isolate"] = {
             s["id"]: options.isolate_schema
@@ -274,7 +277,10 @@ class Run:
     def _progress(self, event: dict) -> None:
         name, sid = event.get("event"), event.get("step_id")
         if name == "step_complete":
-            rows = f"{event.get('rows_in', 0):,} → {event.get('rows_out', 0):,} rows"
+            out = event.get("rows_out")  # None: the writer's target did not say
+            rows = (
+                f"{event.get('rows_in') or 0:,} → {'not measured' if out is None else format(out, ',')} rows"
+            )
             self.on_progress(f"  ok    {sid:<28} {rows:<26} {event.get('duration_ms', 0) / 1000:6.2f} s")
         elif name == "step_planned" and (event.get("columns") or event.get("note")):
             columns = ", ".join(f"{c['name']} {c['type']}" for c in event.get("columns") or [])
