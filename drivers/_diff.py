@@ -303,7 +303,7 @@ def compare(
     return {
         "table": new.label,
         "base_table": base.label,
-        "key": chosen,
+        "key_columns": chosen,  # not "key": a mapping key the redactor treats as secret-named
         **result,
         "schema_changes": changes,
         "note": note,
@@ -434,7 +434,7 @@ def _keyed_sample(cur, d, kind: str, base: str, new: str, key: list[str], pairs)
             row_values = {**keys, **dict(zip(names, values, strict=True))}
             before, after = (row_values, None) if kind == "removed" else (None, row_values)
             marks = []
-        sample.append({"kind": kind, "key": keys, "before": before, "after": after, "changed": marks})
+        sample.append({"kind": kind, "row_key": keys, "before": before, "after": after, "changed": marks})
     return sample
 
 
@@ -494,7 +494,7 @@ def _multiset(cur, d, base: str, new: str, pairs: list[tuple[Col, Col]], mode: s
             result["sample"].append(
                 {
                     "kind": row[0],
-                    "key": {},
+                    "row_key": {},
                     "copies": _int(row[1]),
                     "before": None if added_row else values,
                     "after": values if added_row else None,

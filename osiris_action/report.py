@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, Field
 
 REPORT_VERSION = "1"
 INCOMPATIBLE = "IncompatibleTarget"
@@ -62,7 +62,7 @@ class DataDiff(BaseModel):
     step: str
     table: str
     base_table: str
-    key: list[str] = Field(default_factory=list)
+    key: list[str] = Field(default_factory=list, validation_alias=AliasChoices("key", "key_columns"))
     rows_base: int
     rows_new: int
     added: int
@@ -88,7 +88,7 @@ def apply_data_diff(report: RunReport, event: dict[str, Any]) -> bool:
     """Fold the diff events into the report; True when the event was one of them."""
     name, step = event.get("event"), str(event.get("step_id", ""))
     if name == "diff.complete":
-        fields = {k: v for k, v in event.items() if k in DataDiff.model_fields}
+        fields = {k: v for k, v in event.items() if k in DataDiff.model_fields or k == "key_columns"}
         report.data_diff.append(DataDiff(**{**fields, "step": step}))
     elif name in ("diff.unavailable", "diff.planned"):
         note = DiffNote(step=step, table=event.get("table"), reason=str(event.get("reason", "")))

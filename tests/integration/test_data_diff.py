@@ -82,7 +82,7 @@ def test_keyed_added_removed_changed_and_nulls(server):
         "(5, 'e', 5.25, '2024-01-05 11:00:00'), (6, 'f', 6.00, '2024-01-06 10:00:00')",
     )
     diff = server.diff()
-    assert diff["key"] == ["id"]
+    assert diff["key_columns"] == ["id"]
     assert counts(diff) == (6, 6, 1, 1, 3, 2)
     assert diff["columns"] == {"name": 1, "amount": 1, "at": 2}
     assert diff["schema_changes"] == []
@@ -95,7 +95,7 @@ def test_keyed_added_removed_changed_and_nulls(server):
     }
     assert stats["name"] == {"nulls": [1, 2]}
     assert stats["at"] == {"nulls": [1, 0]}
-    kinds = [(s["kind"], s["key"]["id"]) for s in diff["sample"]]
+    kinds = [(s["kind"], s["row_key"]["id"]) for s in diff["sample"]]
     assert kinds == [("changed", "2"), ("changed", "4"), ("changed", "5"), ("added", "6"), ("removed", "7")]
     four = diff["sample"][1]
     assert four["changed"] == ["name"]
@@ -117,10 +117,10 @@ def test_composite_key(server):
         "INSERT INTO new VALUES ('eu', 1, 10), ('eu', 2, 25), ('us', 2, 40)",
     )
     diff = server.diff()
-    assert diff["key"] == ["region", "id"]
+    assert diff["key_columns"] == ["region", "id"]
     assert counts(diff) == (3, 3, 1, 1, 1, 1)
     assert diff["columns"] == {"v": 1}
-    assert [(s["kind"], s["key"]) for s in diff["sample"]] == [
+    assert [(s["kind"], s["row_key"]) for s in diff["sample"]] == [
         ("changed", {"region": "eu", "id": "2"}),
         ("added", {"region": "us", "id": "2"}),
         ("removed", {"region": "us", "id": "1"}),
@@ -148,9 +148,9 @@ def test_base_table_missing_is_all_added(server):
     )
     diff = server.diff(base="nowhere")
     assert counts(diff) == (0, 3, 3, 0, 0, 0)
-    assert diff["key"] == ["id"]
+    assert diff["key_columns"] == ["id"]
     assert "does not exist" in diff["note"]
-    assert [s["key"]["id"] for s in diff["sample"]] == ["1", "2", "3"]
+    assert [s["row_key"]["id"] for s in diff["sample"]] == ["1", "2", "3"]
     assert diff["stats"]["v"] == {"nulls": [0, 1], "sum": [None, 40], "min": [None, 10], "max": [None, 30]}
 
 
@@ -162,7 +162,7 @@ def test_keyless_duplicates_compare_as_multisets(server):
         "INSERT INTO new VALUES (1, 'a'), (1, 'a'), (1, 'a'), (3, NULL), (4, 'd')",
     )
     diff = server.diff()
-    assert diff["key"] == []
+    assert diff["key_columns"] == []
     assert "multiset" in diff["note"]
     assert counts(diff) == (4, 5, 2, 1, 0, 3)
     assert diff["stats"]["n"] == {"nulls": [0, 0], "sum": [7, 10], "min": [1, 1], "max": [3, 4]}
@@ -179,7 +179,7 @@ def test_a_key_that_repeats_falls_back_to_whole_rows(server):
         "INSERT INTO new VALUES (1, 1)",
     )
     diff = server.diff(key=["id"])
-    assert diff["key"] == [] and "repeats" in diff["note"]
+    assert diff["key_columns"] == [] and "repeats" in diff["note"]
     assert counts(diff) == (2, 1, 0, 1, 0, 1)
 
 
@@ -282,7 +282,7 @@ def test_diff_on_compares_incoming_rows_inside_the_write(writer_server, tmp_path
     events = _write(writer_server, tmp_path, data, diff=True, table="people", mode="replace")
     diff = events["diff.complete"]
     assert counts(diff) == (3, 3, 1, 1, 1, 1)
-    assert diff["key"] == ["id"] and diff["columns"] == {"name": 1}
+    assert diff["key_columns"] == ["id"] and diff["columns"] == {"name": 1}
     assert diff["table"] == diff["base_table"] == f"{writer_server.schema}.people"
     writer_server.cur.execute("SELECT id, name FROM people ORDER BY id")
     assert [tuple(r) for r in writer_server.cur.fetchall()] == [(2, "B"), (3, "c"), (4, "d")]
@@ -330,7 +330,7 @@ def test_isolated_write_is_compared_with_the_base_schema(writer_server, tmp_path
         diff = events["diff.complete"]
         assert diff["table"] == f"{pr}.people" and diff["base_table"] == f"{writer_server.schema}.people"
         assert counts(diff) == (3, 3, 1, 1, 1, 1)
-        assert [(s["kind"], s["key"]["id"]) for s in diff["sample"]] == [
+        assert [(s["kind"], s["row_key"]["id"]) for s in diff["sample"]] == [
             ("changed", "2"),
             ("added", "4"),
             ("removed", "3"),
