@@ -6,8 +6,12 @@ exact numbers, the same on both servers.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from osiris_drivers import _diff, _mysql, _postgres
+
+from tests.conftest import mysql_execute, pg_execute
 
 pytestmark = pytest.mark.db
 
@@ -372,3 +376,87 @@ def test_ignore_duplicates_upsert_reports_the_rows_it_kept_out(pg_db, tmp_path):
     counts_ = [done[k] for k in ("rows_in", "rows_written", "inserted", "updated", "unchanged")]
     assert counts_ == [2, 1, 1, 0, 0]
     server.close()
+
+
+# --- through `osiris-action run` -----------------------------------------------------------------------
+
+
+def _cli_run(tmp_path, pipeline, *flags) -> dict:
+    from osiris_action import cli
+
+    out = tmp_path / f"out{len(list(tmp_path.glob('out*')))}"
+    assert cli.main(["run", str(pipeline), "--out", str(out), *flags]) == 0
+    return json.loads((out / "report.json").read_text())
+
+
+def _counts(entry: dict) -> tuple:
+    return tuple(entry[k] for k in ("rows_base", "rows_new", "added", "removed", "changed", "unchanged"))
+
+
+BASE_REVENUE = "INSERT INTO revenue VALUES ('US', 100), ('JP', 2), ('DE', 9)"  # against ORDERS[2]:
+# US the same, JP 2 -> 3, BR added, DE removed
+
+
+def test_cli_isolate_schema_and_diff_on_postgres(tmp_path, pg_db, monkeypatch, capsys):
+    from tests.integration.test_isolation import ORDERS, checkout
+
+    pg_execute(pg_db, "CREATE TABLE public.revenue (country text PRIMARY KEY, revenue bigint)", BASE_REVENUE)
+    monkeypatch.setenv("PG_DSN", pg_db.pg_dsn)
+    pipeline = checkout(tmp_path / "pr", ORDERS[2])
+    report = _cli_run(tmp_path, pipeline, "--isolate-schema", "osiris_pr_5")
+    (entry,) = report["data_diff"]
+    assert (entry["step"], entry["table"], entry["base_table"]) == (
+        "write-revenue",
+        "osiris_pr_5.revenue",
+        "public.revenue",
+    )
+    assert entry["key"] == ["country"] and _counts(entry) == (3, 3, 1, 1, 1, 1)
+    assert entry["columns"] == {"revenue": 1}
+    assert entry["schema_changes"] == [
+        {"column": "revenue", "change": "retyped", "from": "bigint", "to": "numeric(38,0)"}
+    ]
+    assert "diff osiris_pr_5.revenue against public.revenue: +1 added" in capsys.readouterr().out
+
+    report = _cli_run(tmp_path, pipeline, "--diff")
+    (entry,) = report["data_diff"]
+    assert entry["table"] == entry["base_table"] == "public.revenue"
+    assert _counts(entry) == (3, 3, 1, 1, 1, 1) and entry["schema_changes"] == []
+    assert pg_execute(pg_db, "SELECT country FROM public.revenue ORDER BY 1") == [("BR",), ("JP",), ("US",)]
+
+
+def test_cli_isolate_schema_and_diff_on_mysql(tmp_path, mysql_db, monkeypatch):
+    from tests.integration.test_isolation import ORDERS, checkout
+
+    mysql_execute(
+        mysql_db, "CREATE TABLE revenue (country VARCHAR(10) PRIMARY KEY, revenue BIGINT)", BASE_REVENUE
+    )
+    monkeypatch.setenv("MYSQL_DATABASE", mysql_db.database)
+    pipeline = checkout(tmp_path / "pr", ORDERS[2], writer="mysql.writer")
+    schema = f"{mysql_db.database}_pr"
+    try:
+        (entry,) = _cli_run(tmp_path, pipeline, "--isolate-schema", schema)["data_diff"]
+        assert (entry["table"], entry["base_table"]) == (f"{schema}.revenue", f"{mysql_db.database}.revenue")
+        assert entry["key"] == ["country"] and _counts(entry) == (3, 3, 1, 1, 1, 1)
+    finally:
+        mysql_execute(mysql_db, f"DROP DATABASE IF EXISTS `{schema}`")
+    (entry,) = _cli_run(tmp_path, pipeline, "--diff")["data_diff"]
+    assert _counts(entry) == (3, 3, 1, 1, 1, 1) and entry["columns"] == {"revenue": 1}
+    assert mysql_execute(mysql_db, "SELECT country FROM revenue ORDER BY 1") == [("BR",), ("JP",), ("US",)]
+
+
+def test_a_csv_writer_says_it_has_no_diff(tmp_path, monkeypatch):
+    from tests.integration.test_isolation import ORDERS, checkout
+
+    pipeline = checkout(tmp_path / "pr", ORDERS[1])
+    text = pipeline.read_text().replace("component: supabase.writer", "component: filesystem.csv_writer")
+    config = text.index('      connection: "@supabase.staging"')
+    pipeline.write_text(text[:config] + "      path: out.csv\n")
+    report = _cli_run(tmp_path, pipeline, "--diff")
+    assert report["data_diff"] == []
+    assert report["diff_unavailable"] == [
+        {
+            "step": "write-revenue",
+            "table": None,
+            "reason": "filesystem.csv_writer writes no table that can be compared",
+        }
+    ]
