@@ -203,3 +203,41 @@ def test_the_sample_without_values_names_only_rows_and_columns():
     hidden = sample_table(sample, ["id"], show_values=False).render()
     assert "2.25" not in hidden and "| changed | price |" in hidden
     assert "<b>2 → 2.25</b>" in sample_table(sample, ["id"]).render()
+
+
+def test_a_write_that_kept_rows_out_is_a_warning_on_the_writer(world: RunnerWorld, pg_db: Database):
+    pg_execute(
+        pg_db,
+        "CREATE FUNCTION skip_kiwi() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN IF NEW.name = 'kiwi' THEN RETURN NULL; END IF; RETURN NEW; END $$",
+        "CREATE TRIGGER skip BEFORE INSERT ON public.items FOR EACH ROW EXECUTE FUNCTION skip_kiwi()",
+    )
+    result = world.run("pull_request", {}, env={"SUPABASE_PG_DSN": pg_db.pg_dsn})
+    assert result.returncode == 0, result.explain()
+    (warning,) = [a for a in result.of_level("warning") if (a.title or "").startswith("Fewer rows")]
+    assert warning.title == "Fewer rows written by step write-items"
+    assert warning.line == PIPELINE.splitlines().index("  - id: write-items") + 1
+    assert "4 in, 3 written or unchanged (1 kept out by the target" in warning.message
+    assert "⚠️ write-items wrote fewer rows than it received: 4 in, 3 written" in result.summary
+    assert result.outputs["rows-written"] == "3"
+
+
+def test_a_count_the_target_did_not_give_reads_not_measured():
+    from osiris_action.render import markdown, text
+    from osiris_action.report import RunReport, WriteReport
+
+    report = RunReport(run_id="r", pipeline="p", manifest_fingerprint="f" * 64, target="local", steps=[])
+    report.writes.append(
+        WriteReport(
+            step_id="w",
+            table="t",
+            schema="public",
+            mode="append",
+            rows_written=None,
+            channel="rest",
+            rows_in=5,
+            rows_written_measured=False,
+        )
+    )
+    assert "| public.t | append | not measured | rest" in markdown([report])
+    assert "wrote not measured rows to public.t" in text(report)
