@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 SAMPLE = 10
+AGGREGATES_PER_QUERY = 1000
 VALUE_CHARS = 200
 KINDS = ("changed", "added", "removed")
 
@@ -67,18 +68,23 @@ class Paired:
 
 # --- dialects -----------------------------------------------------------------------------------------------
 
-NO_EQUALITY = {"json", "xml", "point", "line", "lseg", "box", "path", "polygon", "circle"}
 MYSQL_NUMERIC = {"tinyint", "smallint", "mediumint", "int", "integer", "bigint", "decimal", "numeric"}
 MYSQL_NUMERIC |= {"float", "double", "real"}
 MYSQL_TEXT = {"char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set", "json"}
 MYSQL_BINARY = {"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"}
 MYSQL_NO_EQUALITY = {"geometry", "point", "linestring", "polygon"}
 
+# `exact`: the type (an array's element type) has a default btree or hash operator class of its own, so
+# IS DISTINCT FROM works on it; any other column is compared as text (json, xml, point, json[], enums).
 _PG_COLUMNS = """
 SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), coalesce(bt.typcategory, t.typcategory)::text,
-       coalesce(bt.typname, t.typname)::text
+       EXISTS (SELECT FROM pg_opclass oc JOIN pg_am am ON am.oid = oc.opcmethod
+                WHERE oc.opcdefault AND am.amname IN ('btree', 'hash')
+                  AND oc.opcintype = CASE WHEN b.typelem <> 0 AND b.typcategory = 'A' THEN b.typelem
+                                          ELSE b.oid END)
 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
 LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype
+JOIN pg_type b ON b.oid = coalesce(bt.oid, t.oid)
 WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum
 """
@@ -120,8 +126,8 @@ class Postgres:
             return Relation(sql, label, exists=False)
         cur.execute(_PG_COLUMNS, (sql,))
         columns = [
-            Col(name, kind, numeric=category == "N", exact=base not in NO_EQUALITY)
-            for name, kind, category, base in cur.fetchall()
+            Col(name, kind, numeric=category == "N", exact=bool(exact))
+            for name, kind, category, exact in cur.fetchall()
         ]
         cur.execute(_PG_KEYS, (sql,))
         primary, unique = [], []
@@ -321,15 +327,18 @@ def _key(cur, d, base: Relation, new: Relation, key, names: set[str]) -> tuple[l
     missing = [k for k in key if k not in names]
     if missing:
         return [], f"key column {', '.join(missing)} is not on both sides: compared as whole rows"
-    for side in (base, new):
-        if side.exists and set(key) not in side.unique_keys and _repeats(cur, d, side.sql, key):
-            return [], f"{source} ({', '.join(key)}) repeats in {side.label}: compared as whole rows"
+    for side in (base, new):  # a primary key is unique and never NULL; anything else is checked
+        if side.exists and set(key) != set(side.primary_key) and _repeats(cur, d, side.sql, key):
+            why = f"{source} ({', '.join(key)}) repeats or is NULL in {side.label}: compared as whole rows"
+            return [], why
     return list(key), ""
 
 
 def _repeats(cur, d, table: str, key: list[str]) -> bool:
     keys = ", ".join(d.quote(k) for k in key)
-    cur.execute(f"SELECT COUNT(*) FROM (SELECT 1 AS x FROM {table} t GROUP BY {keys} HAVING COUNT(*) > 1) r")
+    nulls = "".join(f" OR {d.quote(k)} IS NULL" for k in key)
+    having = f"COUNT(*) > 1{nulls}"
+    cur.execute(f"SELECT COUNT(*) FROM (SELECT 1 AS x FROM {table} t GROUP BY {keys} HAVING {having}) r")
     return int(cur.fetchone()[0]) > 0
 
 
@@ -370,8 +379,7 @@ def _keyed(cur, d, base: str, new: str, key: list[str], pairs: list[tuple[Col, C
         *[d.count_if(f"{both} AND {x}") for x in differs],
     ]
     stats = _stats_sql(d, pairs, lambda i: (before[i], in_base), lambda i: (after[i], in_new))
-    cur.execute(f"SELECT {', '.join(aggregates + stats)} FROM {p.source}")
-    row = list(cur.fetchone())
+    row = _aggregate(cur, aggregates + stats, p.source)
     rows_base, rows_new, added, removed, changed = (_int(v) for v in row[:5])
     per_column = [_int(v) for v in row[5 : 5 + len(pairs)]]
     sample = []
@@ -464,8 +472,7 @@ def _multiset(cur, d, base: str, new: str, pairs: list[tuple[Col, Col]], mode: s
         for (b, a), (_, text) in zip(pairs, grouped, strict=True)
     ]
     stats = _stats_sql(d, numeric, lambda i: (f"g{i}", "cb > 0"), lambda i: (f"g{i}", "cn > 0"), ("cb", "cn"))
-    cur.execute(f"SELECT {', '.join(aggregates + stats)} FROM ({counted}) c")
-    row = list(cur.fetchone())
+    row = _aggregate(cur, aggregates + stats, f"({counted}) c")
     rows_base, rows_new, added, removed, unchanged = (_int(v) for v in row[:5])
     result = {
         "rows_base": rows_base,
@@ -503,6 +510,16 @@ def _multiset(cur, d, base: str, new: str, pairs: list[tuple[Col, Col]], mode: s
             )
         result["sample"].sort(key=lambda s: KINDS.index(s["kind"]))
     return result
+
+
+def _aggregate(cur, expressions: list[str], source: str) -> list:
+    """One row of aggregates over `source`: one query, or one per AGGREGATES_PER_QUERY expressions for a
+    table so wide that one query would pass Postgres's 1664 output columns."""
+    row: list = []
+    for start in range(0, len(expressions), AGGREGATES_PER_QUERY):
+        cur.execute(f"SELECT {', '.join(expressions[start : start + AGGREGATES_PER_QUERY])} FROM {source}")
+        row += list(cur.fetchone())
+    return row
 
 
 def _stats_sql(d, pairs, base_of, new_of, weights: tuple[str, str] | None = None) -> list[str]:
@@ -568,11 +585,24 @@ def against_incoming(
 ) -> dict:
     """`diff: on`, inside the write's transaction before it changes anything: the target's rows against
     the incoming ones (`rows_sql` selects them with the target's column types), as the write will leave
-    the table in `mode`."""
-    before = describe(cur, dialect, *target)
-    by_name = {c.name: c for c in before.columns}
-    incoming = Relation(f"({rows_sql})", target[1], [by_name[n] for n in names if n in by_name])
-    return compare(cur, dialect, before, incoming, key, mode, schema_changes=False)
+    the table in `mode`. A comparison the server refuses gives {"unavailable": reason}: the write goes
+    on, back at the savepoint taken before it (MySQL; on Postgres, ADBC sends nothing more after an
+    error, so the write fails as a whole and leaves the table as it was)."""
+    cur.execute("SAVEPOINT osiris_diff")  # a diff that fails must not fail the write
+    try:
+        before = describe(cur, dialect, *target)
+        by_name = {c.name: c for c in before.columns}
+        incoming = Relation(f"({rows_sql})", target[1], [by_name[n] for n in names if n in by_name])
+        result = compare(cur, dialect, before, incoming, key, mode, schema_changes=False)
+    except Exception as exc:  # the server's refusal (a limit, say): say so, and go on with the write
+        try:
+            cur.execute("ROLLBACK TO SAVEPOINT osiris_diff")
+        except Exception:  # ADBC refuses any statement after an error: the write fails, nothing written
+            raise exc from None
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        return {"unavailable": f"the comparison failed ({type(exc).__name__}: {first})"}
+    cur.execute("RELEASE SAVEPOINT osiris_diff")
+    return result
 
 
 def planned(base: str, key: list[str], what: str) -> str:

@@ -171,7 +171,9 @@ def run(step: dict, inputs: dict, ctx: StepContext) -> None:
     ctx.report(
         "write.complete", **where, rows_in=data.num_rows, rows_written=written, channel_used=channel, **stats
     )
-    if compared is not None:
+    if compared is not None and "unavailable" in compared:
+        ctx.report("diff.unavailable", table=name, reason=compared["unavailable"])
+    elif compared is not None:
         ctx.report("diff.complete", **compared)
     elif ctx.create_schema:
         _isolation_diff(params, ctx, config, schema, name, keys)

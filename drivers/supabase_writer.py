@@ -166,7 +166,9 @@ def run(step: dict, inputs: dict, ctx: StepContext) -> None:
         **extra,
         **how,
     )
-    if compared is not None:
+    if compared is not None and "unavailable" in compared:
+        ctx.report("diff.unavailable", table=table, reason=compared["unavailable"])
+    elif compared is not None:
         ctx.report("diff.complete", **compared)
     elif sql is not None and ctx.create_schema:
         _isolation_diff(sql, cfg, schema, table, pk, ctx)

@@ -346,6 +346,9 @@ def _schema_change(change: dict) -> str:
     return f"column {change['column']} {change.get('change')} ({change.get('type')})"
 
 
+SAMPLE_COLUMNS = 12
+
+
 def sample_table(sample: list[dict], key: list[str], show_values: bool = True) -> Summary:
     """The sample as a before/after table: one row per sampled row, a changed cell as before → after in
     bold. Without values (a public comment), only which rows and which columns changed."""
@@ -357,7 +360,10 @@ def sample_table(sample: list[dict], key: list[str], show_values: bool = True) -
         )
         return inner
     names = list(dict.fromkeys(n for s in sample for n in (s.get("after") or s.get("before") or {})))
-    values = [n for n in names if n not in key]
+    changed = {n for s in sample for n in s.get("changed") or []}
+    # a wide table shows the columns that changed first, and at most SAMPLE_COLUMNS of them
+    values = sorted((n for n in names if n not in key), key=lambda n: n not in changed)[:SAMPLE_COLUMNS]
+    values = [n for n in names if n in values]
     rows = []
     for s in sample:
         before, after = s.get("before") or {}, s.get("after") or {}
@@ -372,6 +378,11 @@ def sample_table(sample: list[dict], key: list[str], show_values: bool = True) -
         copies = f" ×{s['copies']}" if s.get("copies", 1) > 1 else ""
         rows.append([s["kind"] + copies, *[_v((after or before).get(k)) for k in key], *cells])
     inner.table(["change", *key, *values], rows)
+    hidden = len(names) - len(key) - len(values)
+    if hidden > 0:
+        inner.paragraph(
+            f"{hidden} more column{'s' if hidden != 1 else ''} not shown; the sample is in report.json."
+        )
     return inner
 
 

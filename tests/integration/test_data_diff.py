@@ -460,3 +460,34 @@ def test_a_csv_writer_says_it_has_no_diff(tmp_path, monkeypatch):
             "reason": "filesystem.csv_writer writes no table that can be compared",
         }
     ]
+
+
+def test_a_table_wider_than_one_query_allows(pg_db):
+    """300 numeric columns need 2,700 aggregates: more than Postgres's 1,664 output columns per query."""
+    server = Server("postgres", pg_db)
+    columns = ", ".join(f"c{i} INT" for i in range(300))
+    server.run(
+        f"CREATE TABLE base (id INT PRIMARY KEY, {columns})",
+        f"CREATE TABLE new (id INT PRIMARY KEY, {columns})",
+    )
+    server.run("INSERT INTO base (id, c0, c299) VALUES (1, 1, 1), (2, 2, 2)")
+    server.run("INSERT INTO new (id, c0, c299) VALUES (1, 1, 1), (2, 2, 3)")
+    diff = server.diff()
+    assert counts(diff) == (2, 2, 0, 0, 1, 1)
+    assert diff["columns"]["c299"] == 1 and diff["stats"]["c299"]["sum"] == [3, 4]
+    server.close()
+
+
+def test_a_type_without_equality_is_compared_as_text(pg_db, tmp_path):
+    """xml has no equality operator (IS DISTINCT FROM would fail): it is compared as text."""
+    import pyarrow as pa
+
+    server = Server("postgres", pg_db)
+    server.connection = {"pg_dsn": pg_db.pg_dsn}
+    server.run("CREATE TABLE docs (id INT PRIMARY KEY, tags xml)", "INSERT INTO docs VALUES (1, NULL)")
+    tags = pa.array(["<a>1</a>", None], pa.string())
+    data = pa.table({"id": pa.array([1, 2], pa.int32()), "tags": tags})
+    events = _write(server, tmp_path, data, diff=True, table="docs", mode="replace", key=["id"])
+    assert counts(events["diff.complete"]) == (1, 2, 1, 0, 1, 0)
+    assert events["write.complete"]["rows_written"] == 2
+    server.close()
