@@ -16,7 +16,8 @@ characters. Nothing else leaves the server.
 - A missing base table is an empty one: every row is added.
 - `mode` says what the write does with the new rows, so that a diff taken before the write is the diff of
   the table after it: `replace` (the table becomes the new rows), `upsert` (keys absent from the new rows
-  stay as they are) and `append` (the new rows come on top; compared as multisets).
+  stay as they are), `insert_new` (an upsert that ignores duplicates: only new keys change the table) and
+  `append` (the new rows come on top; compared as multisets).
 
 Only columns present on both sides are compared; columns added, dropped or retyped are listed in
 `schema_changes`. A retyped column is compared as text unless both types are numeric.
@@ -364,8 +365,10 @@ def _keyed(cur, d, base: str, new: str, key: list[str], pairs: list[tuple[Col, C
     names = [after.name for _, after in pairs]
     p = d.paired(base, new, key, names)
     in_base, in_new, before, after = p.in_base, p.in_new, p.before, p.after
-    if mode == "upsert":  # a key absent from the incoming rows keeps its row: on the new side as it was
-        after = [f"CASE WHEN {in_new} THEN {n} ELSE {b} END" for b, n in zip(before, after, strict=True)]
+    if mode in ("upsert", "insert_new"):  # a key absent from the incoming rows keeps its row as it was;
+        # insert_new (an upsert that ignores duplicates) also keeps the row of every key the table has
+        takes = in_new if mode == "upsert" else f"NOT ({in_base})"
+        after = [f"CASE WHEN {takes} THEN {n} ELSE {b} END" for b, n in zip(before, after, strict=True)]
         in_new = "1 = 1"
     differs = [_differs(d, b, n, pair) for b, n, pair in zip(before, after, pairs, strict=True)]
     changed_row = " OR ".join(differs) or "1 = 0"

@@ -339,8 +339,10 @@ def _write_sql(channel: SqlChannel, data, schema, table, mode, pk, cfg, ctx) -> 
                     rows = ", ".join(f"s.{quote(c)}{cast[c]} AS {quote(c)}" for c in data.column_names)
                     rows = f"SELECT {rows} FROM {staging} AS s"
                     where = (target, f"{schema}.{table}")
+                    ignore = mode == "upsert" and cfg.get("prefer") == "resolution=ignore-duplicates"
+                    how = "insert_new" if ignore else mode
                     compared = _diff.against_incoming(
-                        cur, "postgres", where, rows, data.column_names, pk, mode
+                        cur, "postgres", where, rows, data.column_names, pk, how
                     )
                 if mode == "replace" and not ddl:
                     cur.execute(f"DELETE FROM {target}")

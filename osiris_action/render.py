@@ -50,7 +50,8 @@ def text(report: RunReport) -> str:
         lines += [f"        {sql}" for sql in (t.ddl or "").rstrip().splitlines()]
     for w in report.writes:
         atomic = "" if w.atomic is not False else ", not atomic"
-        lines.append(f"  wrote {written(w)} rows to {w.where} ({w.mode}, {w.channel}{atomic})")
+        count = f"{written(w)} rows" if w.rows_written_measured else "rows (how many: not measured)"
+        lines.append(f"  wrote {count} to {w.where} ({w.mode}, {w.channel}{atomic})")
         if w.channel == "file":  # the file was written in the sandbox; say where its copy is
             copy = next((a for a in report.artifacts if a.endswith("/" + str(w.table))), None)
             lines.append(

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 
@@ -240,4 +241,18 @@ def test_a_count_the_target_did_not_give_reads_not_measured():
         )
     )
     assert "| public.t | append | not measured | rest" in markdown([report])
-    assert "wrote not measured rows to public.t" in text(report)
+    assert "wrote rows (how many: not measured) to public.t" in text(report)
+
+
+def test_sample_values_equal_to_a_secret_are_masked(world: RunnerWorld, pg_db: Database):
+    password = f"pg-Secret-{uuid.uuid4().hex}"  # trust auth accepts it; it must never show
+    dsn = f"postgresql://{pg_db.user}:{password}@{pg_db.host}:{pg_db.port}/{pg_db.database}"
+    world.write({"pipelines/staging/data/items.csv": ITEMS.replace("2,pear,2.25", f"2,{password},2.25")})
+    result = world.run("pull_request", {"isolate": "pr"}, env={"SUPABASE_PG_DSN": dsn})
+    assert result.returncode == 0, result.explain()
+    assert "| changed | 2 | <b>pear → \\*\\*\\*</b> | <b>2 → 2.25</b> |" in result.summary
+    (run,) = result.report()["runs"]
+    changed = run["data_diff"][0]["sample"][0]
+    assert changed["after"]["name"] == "***" and changed["changed"] == ["name", "price"]
+    assert password not in (result.artifacts_dir() / "report.json").read_text()
+    assert json.loads(result.outputs["data-diff"])[0]["columns"] == {"name": 1, "price": 1}

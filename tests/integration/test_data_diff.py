@@ -375,6 +375,18 @@ def test_ignore_duplicates_upsert_reports_the_rows_it_kept_out(pg_db, tmp_path):
     done = events["write.complete"]
     counts_ = [done[k] for k in ("rows_in", "rows_written", "inserted", "updated", "unchanged")]
     assert counts_ == [2, 1, 1, 0, 0]
+    # the diff of the same kind of write says what it does: key 1 keeps its row, key 3 is new
+    again = _write(
+        server,
+        tmp_path,
+        _people([1, 3], ["A", "c"]),
+        diff=True,
+        table="people",
+        mode="upsert",
+        key=["id"],
+        prefer="resolution=ignore-duplicates",
+    )
+    assert counts(again["diff.complete"]) == (2, 3, 1, 0, 0, 2)
     server.close()
 
 
