@@ -202,7 +202,7 @@ class MySQL:
         try:
             cur.execute(f"SHOW COLUMNS FROM {sql}")
         except pymysql.err.ProgrammingError as exc:
-            if exc.args and exc.args[0] == 1146:  # no such table
+            if exc.args and exc.args[0] in (1146, 1049):  # no such table, no such database
                 return Relation(sql, label, exists=False)
             raise
         columns = []

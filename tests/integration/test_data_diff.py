@@ -158,6 +158,16 @@ def test_base_table_missing_is_all_added(server):
     assert diff["stats"]["v"] == {"nulls": [0, 1], "sum": [None, 40], "min": [None, 10], "max": [None, 30]}
 
 
+def test_base_schema_missing_is_all_added(server):
+    server.run("CREATE TABLE new (id INT PRIMARY KEY, v INT)", "INSERT INTO new VALUES (1, 10)")
+    base = _diff.describe(
+        server.cur, server.dialect, f"{server.quote('no_such_schema')}.{server.quote('t')}", "x"
+    )
+    assert base.exists is False
+    new = _diff.describe(server.cur, server.dialect, server.table("new"), "new")
+    assert counts(_diff.compare(server.cur, server.dialect, base, new)) == (0, 1, 1, 0, 0, 0)
+
+
 def test_keyless_duplicates_compare_as_multisets(server):
     server.run(
         "CREATE TABLE base (n INT, s {text})",
@@ -503,3 +513,21 @@ def test_a_type_without_equality_is_compared_as_text(pg_db, tmp_path):
     assert counts(events["diff.complete"]) == (1, 2, 1, 0, 1, 0)
     assert events["write.complete"]["rows_written"] == 2
     server.close()
+
+
+def test_the_rest_channel_says_it_has_no_diff(pg_db, tmp_path):
+    from tests.integration.postgrest_server import PostgrestServer
+
+    key = "service-role-key-for-tests-0123456789"
+    pg_execute(pg_db, "CREATE TABLE people (id INT PRIMARY KEY, name TEXT)")
+    server = Server("postgres", pg_db)
+    rest = PostgrestServer(pg_db.pg_dsn, key).start()
+    try:
+        server.connection = {"url": rest.url, "service_role_key": key}
+        events = _write(server, tmp_path, _people([1], ["a"]), diff=True, table="people")
+    finally:
+        rest.stop()
+        server.close()
+    assert "diff.complete" not in events
+    assert events["diff.unavailable"]["reason"].startswith("the REST channel cannot compare rows")
+    assert events["write.complete"]["rows_written"] == 1
