@@ -142,10 +142,6 @@ class Postgres:
     def count_if(condition: str) -> str:
         return f"count(*) FILTER (WHERE {condition})"
 
-    @staticmethod
-    def agg(function: str, expr: str, condition: str) -> str:
-        return f"{function}({expr}) FILTER (WHERE {condition})"
-
     @classmethod
     def paired(cls, base: str, new: str, key: list[str], cols: list[str]) -> Paired:
         """A FULL JOIN on the key, aggregated as it is (a derived table in between costs a third more).
@@ -233,10 +229,6 @@ class MySQL:
     @staticmethod
     def count_if(condition: str) -> str:
         return f"SUM(CASE WHEN {condition} THEN 1 ELSE 0 END)"
-
-    @staticmethod
-    def agg(function: str, expr: str, condition: str) -> str:
-        return f"{function}(CASE WHEN {condition} THEN {expr} END)"
 
     @classmethod
     def paired(cls, base: str, new: str, key: list[str], cols: list[str]) -> Paired:
@@ -381,7 +373,7 @@ def _keyed(cur, d, base: str, new: str, key: list[str], pairs: list[tuple[Col, C
         d.count_if(f"{both} AND ({changed_row})"),
         *[d.count_if(f"{both} AND {x}") for x in differs],
     ]
-    stats = _stats_sql(d, pairs, lambda i: (before[i], in_base), lambda i: (after[i], in_new))
+    stats = _stats_sql(d, pairs, lambda i: before[i], lambda i: after[i])
     row = _aggregate(cur, aggregates + stats, p.source)
     rows_base, rows_new, added, removed, changed = (_int(v) for v in row[:5])
     per_column = [_int(v) for v in row[5 : 5 + len(pairs)]]
@@ -397,7 +389,7 @@ def _keyed(cur, d, base: str, new: str, key: list[str], pairs: list[tuple[Col, C
         "changed": changed,
         "unchanged": rows_base - removed - changed,
         "columns": dict(zip(names, per_column, strict=True)),
-        "stats": _stats(pairs, row[5 + len(pairs) :]),
+        "stats": _stats(pairs, row[5 + len(pairs) :], (rows_base, rows_new)),
         "sample": sample,
     }
 
@@ -474,7 +466,7 @@ def _multiset(cur, d, base: str, new: str, pairs: list[tuple[Col, Col]], mode: s
         (b, a) if not text else (Col(b.name, b.type), Col(a.name, a.type))
         for (b, a), (_, text) in zip(pairs, grouped, strict=True)
     ]
-    stats = _stats_sql(d, numeric, lambda i: (f"g{i}", "cb > 0"), lambda i: (f"g{i}", "cn > 0"), ("cb", "cn"))
+    stats = _stats_sql(d, numeric, lambda i: f"g{i}", lambda i: f"g{i}", ("cb", "cn"))
     row = _aggregate(cur, aggregates + stats, f"({counted}) c")
     rows_base, rows_new, added, removed, unchanged = (_int(v) for v in row[:5])
     result = {
@@ -485,7 +477,7 @@ def _multiset(cur, d, base: str, new: str, pairs: list[tuple[Col, Col]], mode: s
         "changed": 0,
         "unchanged": unchanged,
         "columns": {},
-        "stats": _stats(numeric, row[5:]),
+        "stats": _stats(numeric, row[5:], (rows_base, rows_new)),
         "sample": [],
     }
     if (added or removed) and pairs:
@@ -526,30 +518,33 @@ def _aggregate(cur, expressions: list[str], source: str) -> list:
 
 
 def _stats_sql(d, pairs, base_of, new_of, weights: tuple[str, str] | None = None) -> list[str]:
-    """Per column and side: null count, and for numeric columns sum, min and max (as exact text).
-    `weights`: the multiset form, where each grouped row stands for `cb`/`cn` copies."""
+    """Per column and side: the non-NULL values, and for numeric columns sum, min and max (as exact
+    text). A side's value is NULL on a row that side lacks, so plain aggregates need no filter (filters
+    cost a third of the pass). `weights`: the multiset form, where each grouped row stands for `cb`/`cn`
+    copies (0 on the side without it)."""
     parts = []
     for i, (before, after) in enumerate(pairs):
-        for side, (value, present), col in ((0, base_of(i), before), (1, new_of(i), after)):
-            copies = weights[side] if weights else "1"
-            nulls = f"{present} AND {value} IS NULL"
-            parts.append(_when(nulls, copies) if weights else d.count_if(nulls))
+        for side, value, col in ((0, base_of(i), before), (1, new_of(i), after)):
+            copies = weights[side] if weights else None
+            parts.append(
+                f"SUM(CASE WHEN {value} IS NOT NULL THEN {copies} ELSE 0 END)"
+                if copies
+                else f"COUNT({value})"
+            )
             if col.numeric:
-                weighted = f"{value} * {copies}" if weights else value
-                parts += [
-                    d.as_text(d.agg("SUM", weighted, present)),
-                    d.as_text(d.agg("MIN", value, present)),
-                    d.as_text(d.agg("MAX", value, present)),
-                ]
+                kept = f"CASE WHEN {copies} > 0 THEN {value} END" if copies else value
+                total = f"SUM({value} * {copies})" if copies else f"SUM({value})"
+                parts += [d.as_text(total), d.as_text(f"MIN({kept})"), d.as_text(f"MAX({kept})")]
     return parts
 
 
-def _stats(pairs, values: list) -> dict:
+def _stats(pairs, values: list, rows: tuple[int, int]) -> dict:
+    """`nulls` per side is the side's rows less its non-NULL values."""
     stats, it = {}, iter(values)
     for before, after in pairs:
         entry: dict = {"nulls": [None, None]}
         for side, col in ((0, before), (1, after)):
-            entry["nulls"][side] = _int(next(it))
+            entry["nulls"][side] = rows[side] - _int(next(it))
             if col.numeric:
                 for name in ("sum", "min", "max"):
                     entry.setdefault(name, [None, None])[side] = _number(next(it))
