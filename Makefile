@@ -32,6 +32,7 @@ bench: $(STAMP)
 	@$(BIN)/python bench/sandbox.py
 	@$(BIN)/python bench/throughput.py
 	@$(BIN)/python bench/http_extractors.py
+	@$(BIN)/python bench/diff.py
 
 clean:
 	rm -rf $(VENV) .osiris .pytest_cache .ruff_cache

@@ -45,6 +45,8 @@ class StepContext:
     emit: Callable[..., None] = field(default=lambda event, **fields: None)
     plan_only: bool = False  # plan mode: inputs are empty tables; read what is needed, write nothing
     create_schema: bool = False  # the target schema is this run's own (per-PR isolation): create it
+    diff: bool = False  # compare the incoming rows with the target inside the write, before applying them
+    base_schema: str | None = None  # per-PR isolation: the schema the pipeline names (None: its default)
     results: dict[str, Any] = field(default_factory=dict)
     spill_dir: Path | None = None  # where a driver may spill a stream it must read twice (None: a temp dir)
 
@@ -79,6 +81,18 @@ def mapped(source, schema, convert: Callable[[Any], Any]):
             yield convert(batch)
 
     return pa.RecordBatchReader.from_batches(schema, batches())
+
+
+def counted(source):
+    """The stream as a lazy reader, and a one-item list holding the rows that have passed through it:
+    a writer reports the rows it received, measured on the way in."""
+    seen = [0]
+
+    def count(batch):
+        seen[0] += batch.num_rows
+        return batch
+
+    return mapped(source, source.schema, count), seen
 
 
 def spill(source, path: Path) -> int:

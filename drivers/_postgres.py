@@ -334,7 +334,11 @@ def _libpq_text(text: str) -> str:
 
 def server_error(exc: Exception) -> tuple[str, str | None]:
     """The server's own message (with its detail) and SQLSTATE from an ADBC error."""
-    details = {k: v.decode("utf-8", "replace") for k, v in (getattr(exc, "details", None) or [])}
+    # an error raised while fetching (a statement whose rows stream back) carries its keys as bytes
+    details = {
+        (k.decode() if isinstance(k, bytes) else k): v.decode("utf-8", "replace")
+        for k, v in (getattr(exc, "details", None) or [])
+    }
     state = getattr(exc, "sqlstate", None) or details.get("PG_DIAG_SQLSTATE")
     message = details.get("PG_DIAG_MESSAGE_PRIMARY")
     if message:

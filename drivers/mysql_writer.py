@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from osiris_drivers._common import StepContext, StepError
+from osiris_drivers import _diff
+from osiris_drivers._common import StepContext, StepError, counted
 from osiris_drivers._mysql import (
     CONNECTION_FIELDS,
     CONNECTION_POLICY,
@@ -48,7 +49,7 @@ SPEC = {
     },
     "constraints": [{"when": {"mode": ["upsert"]}, "require": "upsert_keys"}],
     "requires": ["pyarrow", "pymysql"],
-    "helpers": ["_mysql.py", "_mysql_send.py"],
+    "helpers": ["_mysql.py", "_mysql_send.py", "_diff.py"],
 }
 
 DUPLICATE_KEY = 1062
@@ -135,13 +136,28 @@ def run(step: dict, inputs: dict, ctx: StepContext) -> None:
             sender = Sender(cursor, method, "NO_BACKSLASH_ESCAPES" in str(sql_mode).upper())
             stats: dict = {}
             conn.begin()
+            data, seen = counted(data)
+            staged = compared = None
+            if ctx.diff and not ctx.create_schema:  # stage, compare with the table, then apply from the stage
+                staged = _stage(cursor, target, data, sender)
+                compared = _diff.against_incoming(
+                    cursor,
+                    "mysql",
+                    (target, f"{schema}.{name}"),
+                    f"SELECT * FROM {staged}",
+                    data.schema.names,
+                    keys,
+                    "replace" if config.get("truncate_before") else mode,
+                )
             if mode == "replace" or config.get("truncate_before"):
                 stats["rows_deleted"] = cursor.execute(f"DELETE FROM {target}")
             if mode == "upsert":
-                written, inserted = _upsert(cursor, target, data, keys, sender)
-                stats.update(rows_inserted=inserted, rows_updated=written - inserted)
+                counts = _upsert(cursor, target, data, keys, sender, staged)
+                written = counts["inserted"] + counts["updated"]
+                stats.update(counts)
             else:
-                written = sender.send(target, data)
+                written = _from_stage(cursor, target, data, staged) if staged else sender.send(target, data)
+                stats.update(inserted=written, updated=0, unchanged=0)
             conn.commit()
     except BaseException as exc:
         _undo(conn, created, target)
@@ -164,8 +180,39 @@ def run(step: dict, inputs: dict, ctx: StepContext) -> None:
     finally:
         conn.close()
     channel = "pymysql_load_data" if method == "load_data" else "pymysql_insert"
-    ctx.report("write.complete", **where, rows_written=written, channel_used=channel, method=method, **stats)
+    ctx.report(
+        "write.complete",
+        **where,
+        rows_in=seen[0],
+        rows_written=written,
+        channel_used=channel,
+        method=method,
+        **stats,
+    )
+    if compared is not None and "unavailable" in compared:
+        ctx.report("diff.unavailable", table=name, reason=compared["unavailable"])
+    elif compared is not None:
+        ctx.report("diff.complete", **compared)
+    elif ctx.create_schema:
+        _isolation_diff(params, ctx, config, schema, name, keys)
     return None
+
+
+def _isolation_diff(params: dict, ctx: StepContext, config: dict, schema: str, name: str, keys) -> None:
+    """Per-PR isolation: the table this run wrote against the same table in the database the pipeline
+    names, on the same server, read after the write committed."""
+    import pymysql
+
+    base = ctx.base_schema or (ctx.connection or {}).get("schema") or params["database"]
+    conn = connect(params)
+    try:
+        with conn.cursor() as cursor:
+            sides = [(qualified(s, name), f"{s}.{name}") for s in (schema, base)]
+            ctx.report("diff.complete", **_diff.against_base(cursor, "mysql", *sides, keys))
+    except pymysql.MySQLError as exc:
+        ctx.report("diff.unavailable", table=name, reason=error_from(exc, params, "comparing").message)
+    finally:
+        conn.close()
 
 
 def plan(step: dict, inputs: dict, ctx: StepContext) -> None:
@@ -201,6 +248,11 @@ def plan(step: dict, inputs: dict, ctx: StepContext) -> None:
         effect=_effect(state, mode, keys, rows, bool(config.get("truncate_before")), ddl),
         channel="pymysql",
     )
+    if ctx.diff or ctx.create_schema:
+        base = ctx.base_schema or (ctx.connection or {}).get("schema") or params["database"]
+        where = f"{base}.{name}" if ctx.create_schema else f"{schema}.{name}"
+        what = "the written table" if ctx.create_schema else "the incoming rows"
+        ctx.report("diff.planned", table=name, reason=_diff.planned(where, keys, what))
     return None
 
 
@@ -388,6 +440,15 @@ def create_table_sql(target: str, schema, keys: list[str]) -> str:
     return f"CREATE TABLE {target} (\n" + ",\n".join(lines) + f"\n) {TABLE_OPTIONS}"
 
 
+def _from_stage(cursor, target: str, data, staged: str) -> int:
+    """Apply the staged rows to the target; the rows the server reports as inserted."""
+    columns = ", ".join(quote_ident(n) for n in data.schema.names)
+    try:
+        return cursor.execute(f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {staged}")
+    finally:
+        cursor.execute(f"DROP TEMPORARY TABLE IF EXISTS {staged}")
+
+
 def _input_table(inputs: dict, step_id: str):
     """The stream to write (a table is accepted too); it is read once, batch by batch."""
     from osiris_drivers._common import reader
@@ -480,28 +541,41 @@ def _check_unique_key(cursor, schema: str, name: str, keys: list[str], target: s
         )
 
 
-def _upsert(cursor, target: str, data, keys: list[str], sender: Sender) -> tuple[int, int]:
-    """Stage the incoming rows in a temporary copy of the table, then apply them to the target with one
-    INSERT ... ON DUPLICATE KEY UPDATE; returns (rows written, rows inserted)."""
+def _stage(cursor, target: str, data, sender: Sender) -> str:
+    """A temporary copy of the table's shape holding the incoming rows (temporary: no implicit commit)."""
     stage = quote_ident(f"osiris_stage_{uuid.uuid4().hex[:12]}")
-    cursor.execute(f"CREATE TEMPORARY TABLE {stage} LIKE {target}")  # temporary: no implicit commit
+    cursor.execute(f"CREATE TEMPORARY TABLE {stage} LIKE {target}")
+    sender.send(stage, data)
+    return stage
+
+
+def _upsert(cursor, target: str, data, keys: list[str], sender: Sender, staged=None) -> dict:
+    """Merge from a temporary copy of the table; returns the rows inserted, updated and left unchanged.
+
+    The server measures them: the rows whose key the table already holds are counted before the merge,
+    and INSERT ... ON DUPLICATE KEY UPDATE reports 1 affected row per insert, 2 per update and 0 per row
+    it left as it was (PyMySQL does not set CLIENT_FOUND_ROWS, which would count those as 1)."""
+    stage = staged or _stage(cursor, target, data, sender)
     try:
-        written = sender.send(stage, data)  # stage the incoming rows
+        cursor.execute(f"SELECT COUNT(*) FROM {stage}")
+        staged_rows = int(cursor.fetchone()[0])
         on = " AND ".join(f"s.{quote_ident(k)} = t.{quote_ident(k)}" for k in keys)
         cursor.execute(f"SELECT COUNT(*) FROM {stage} AS s JOIN {target} AS t ON {on}")
-        matched = cursor.fetchone()[0]
+        matched = int(cursor.fetchone()[0])
         columns = ", ".join(quote_ident(name) for name in data.schema.names)
         lowered = {key.lower() for key in keys}
         updates = [quote_ident(n) for n in data.schema.names if n.lower() not in lowered] or [
             quote_ident(keys[0])
         ]
-        cursor.execute(  # apply them to the target
+        affected = cursor.execute(
             f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {stage} "
             f"ON DUPLICATE KEY UPDATE {', '.join(f'{c} = VALUES({c})' for c in updates)}"
         )
     finally:
         cursor.execute(f"DROP TEMPORARY TABLE IF EXISTS {stage}")
-    return written, written - matched
+    inserted = staged_rows - matched
+    updated = (affected - inserted) // 2
+    return {"inserted": inserted, "updated": updated, "unchanged": matched - updated}
 
 
 def _local_infile_allowed(params: dict) -> bool:

@@ -54,7 +54,8 @@ import uuid
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
-from osiris_drivers._common import StepContext, StepError
+from osiris_drivers import _diff
+from osiris_drivers._common import StepContext, StepError, counted
 from osiris_drivers._postgres import (
     CONNECTION_FIELDS,
     CONNECTION_POLICY,
@@ -127,7 +128,7 @@ SPEC = {
     },
     "constraints": [{"when": {"write_mode": ["replace", "upsert"]}, "require": "primary_key"}],
     "requires": ["pyarrow", "adbc_driver_postgresql", "psycopg", "httpx"],
-    "helpers": ["_postgres.py"],
+    "helpers": ["_postgres.py", "_diff.py"],
 }
 
 
@@ -144,6 +145,7 @@ NO_EQUALITY = {"json", "xml", "point", "line", "lseg", "box", "path", "polygon",
 
 def run(step: dict, inputs: dict, ctx: StepContext) -> None:
     cfg, data, schema, table, mode, pk = _request(step, inputs)
+    data, seen = counted(data)
     sql, rest = _channels(ctx, cfg, schema, table)
     ctx.report("write.start", table=table, schema=schema, mode=mode, channel=(sql or rest).name)
     how = {}
@@ -151,18 +153,52 @@ def run(step: dict, inputs: dict, ctx: StepContext) -> None:
         written, deleted, how = _write_sql(sql, data, schema, table, mode, pk, cfg, ctx)
     else:
         written, deleted = _write_rest(rest, data, schema, table, mode, pk, cfg, ctx)
+        how = {"rows_written_measured": written is not None}
     extra = {"rows_deleted": deleted} if deleted is not None else {}
+    compared = how.pop("diff", None)
     ctx.report(
         "write.complete",
         table=table,
         schema=schema,
         mode=mode,
+        rows_in=seen[0],
         rows_written=written,
         channel_used=(sql or rest).name,
         atomic=sql is not None,
         **extra,
         **how,
     )
+    if compared is not None and "unavailable" in compared:
+        ctx.report("diff.unavailable", table=table, reason=compared["unavailable"])
+    elif compared is not None:
+        ctx.report("diff.complete", **compared)
+    elif sql is not None and ctx.create_schema:
+        _isolation_diff(sql, cfg, schema, table, pk, ctx)
+    elif sql is None and (ctx.diff or ctx.create_schema):
+        ctx.report("diff.unavailable", table=table, reason=NO_REST_DIFF)
+
+
+NO_REST_DIFF = (
+    "the REST channel cannot compare rows inside the database; add pg_dsn to the connection for a data diff"
+)
+
+
+def _isolation_diff(channel: SqlChannel, cfg: dict, schema: str, table: str, pk: list[str], ctx) -> None:
+    """Per-PR isolation: the table this run wrote against the same table in the schema the pipeline
+    names, on the same server, read after the write committed."""
+    import adbc_driver_manager
+
+    base = ctx.base_schema or "public"
+    conn = connect(channel, int(cfg.get("timeout") or 30))
+    try:
+        with conn.cursor() as cur:
+            sides = [(qualified(s, table), f"{s}.{table}") for s in (schema, base)]
+            ctx.report("diff.complete", **_diff.against_base(cur, "postgres", *sides, pk))
+    except adbc_driver_manager.Error as exc:
+        ctx.report("diff.unavailable", table=table, reason=server_error(exc)[0])
+    finally:
+        _rollback(conn)
+        conn.close()
 
 
 def plan(step: dict, inputs: dict, ctx: StepContext) -> None:
@@ -194,6 +230,10 @@ def plan(step: dict, inputs: dict, ctx: StepContext) -> None:
         effect=effect,
         channel=(sql or rest).name,
     )
+    if ctx.diff or ctx.create_schema:
+        base = f"{ctx.base_schema or 'public'}.{table}" if ctx.create_schema else f"{schema}.{table}"
+        reason = _diff.planned(base, pk, "the written table" if ctx.create_schema else "the incoming rows")
+        ctx.report("diff.planned", table=table, reason=reason if sql is not None else NO_REST_DIFF)
 
 
 def _request(step: dict, inputs: dict):
@@ -283,8 +323,9 @@ def _write_sql(channel: SqlChannel, data, schema, table, mode, pk, cfg, ctx) -> 
                 cur.execute(ddl)
                 columns = table_columns(cur, schema, table)
                 casts = _fit(data, columns, schema, table)
-            blockers = _direct_blockers(cur, data, columns, schema, table, mode)
-            deleted = None
+            diff = ctx.diff and not ctx.create_schema  # compare the staged rows before applying them
+            blockers = [DIFF_STAGES] if diff else _direct_blockers(cur, data, columns, schema, table, mode)
+            deleted, counts, compared = None, {}, None
             if not blockers:
                 if mode == "replace" and not ddl:
                     cur.execute(f"SELECT count(*) FROM {target}")
@@ -293,14 +334,26 @@ def _write_sql(channel: SqlChannel, data, schema, table, mode, pk, cfg, ctx) -> 
                 written = copy_into(cur, data, schema, table)
             else:
                 staging = stage(cur, data, f"osiris_stage_{uuid.uuid4().hex[:12]}")
+                if diff:
+                    cast = {c: f"::{casts[c]}" if c in casts else "" for c in data.schema.names}
+                    rows = ", ".join(f"s.{quote(c)}{cast[c]} AS {quote(c)}" for c in data.schema.names)
+                    rows = f"SELECT {rows} FROM {staging} AS s"
+                    where = (target, f"{schema}.{table}")
+                    ignore = mode == "upsert" and cfg.get("prefer") == "resolution=ignore-duplicates"
+                    how = "insert_new" if ignore else mode
+                    compared = _diff.against_incoming(
+                        cur, "postgres", where, rows, data.schema.names, pk, how
+                    )
                 if mode == "replace" and not ddl:
                     cur.execute(f"DELETE FROM {target}")
                     deleted = cur.rowcount
                 no_equality = {c.name for c in columns or [] if c.base in NO_EQUALITY}
-                cur.execute(
-                    _insert_sql(target, staging, data.schema.names, casts, mode, pk, cfg, no_equality)
-                )
-                written = cur.rowcount
+                if mode == "upsert":
+                    counts = _upsert_counts(cur, target, staging, casts, pk, cfg, no_equality, data)
+                    written = counts["inserted"] + counts["updated"]
+                else:
+                    cur.execute(_insert_sql(target, staging, data.schema.names, casts, mode, pk, cfg))
+                    written = cur.rowcount
                 cur.execute(f"DROP TABLE {staging}")
         conn.commit()
     except adbc_driver_manager.Error as exc:
@@ -320,9 +373,33 @@ def _write_sql(channel: SqlChannel, data, schema, table, mode, pk, cfg, ctx) -> 
         ctx.report(
             "table.ddl_executed", sql=ddl, table=table, schema=schema, executed=True, channel=channel.name
         )
+    counts = counts or {"inserted": written, "updated": 0, "unchanged": 0}
+    if compared is not None:
+        counts["diff"] = compared
     if blockers:
-        return written, deleted, {"method": "staged", "staged_because": "; ".join(blockers)}
-    return written, deleted, {"method": "direct_copy"}
+        return written, deleted, {"method": "staged", "staged_because": "; ".join(blockers), **counts}
+    return written, deleted, {"method": "direct_copy", **counts}
+
+
+DIFF_STAGES = "a data diff compares the staged rows with the table before the write"
+
+
+def _upsert_counts(cur, target, staging, casts, pk, cfg, no_equality, data) -> dict:
+    """Run the upsert and measure what it did: the incoming keys the table already holds are counted
+    first; RETURNING (xmax = 0) then tells each row the INSERT wrote apart (inserted, or updated). A row
+    with an existing key that was not updated was equal (`unchanged`), or, with ignore-duplicates, kept
+    out; rows neither inserted nor matched were skipped by the server (a trigger, a policy)."""
+    on = " AND ".join(f"t.{quote(c)} = s.{quote(c)}" + (f"::{casts[c]}" if c in casts else "") for c in pk)
+    cur.execute(f"SELECT count(*) FROM {staging} AS s JOIN {target} AS t ON {on}")
+    matched = int(cur.fetchone()[0])
+    merge = _insert_sql(target, staging, data.schema.names, casts, "upsert", pk, cfg, no_equality)
+    cur.execute(
+        f"WITH w AS ({merge} RETURNING (t.xmax = 0) AS new) "
+        "SELECT count(*) FILTER (WHERE new), count(*) FILTER (WHERE NOT new) FROM w"
+    )
+    inserted, updated = (int(v) for v in cur.fetchone())
+    ignored = cfg.get("prefer") == "resolution=ignore-duplicates" and bool(set(data.schema.names) - set(pk))
+    return {"inserted": inserted, "updated": updated, "unchanged": 0 if ignored else matched - updated}
 
 
 def _direct_blockers(cur, data, columns, schema, table, mode) -> list[str]:
@@ -517,7 +594,7 @@ def _write_rest(channel: RestChannel, data, schema, table, mode, pk, cfg, ctx) -
             ignore = cfg.get("prefer") == "resolution=ignore-duplicates"
             prefer = f"resolution={'ignore' if ignore else 'merge'}-duplicates,{prefer}"
             params["on_conflict"] = ",".join(pk)
-        written, sent, size = 0, 0, int(cfg.get("batch_size") or 100)
+        written, sent, size, measured = 0, 0, int(cfg.get("batch_size") or 100), True
         for batch in _rebatched(data, size):
             start, sent = sent, sent + batch.num_rows
             body = json.dumps(json_records(batch), allow_nan=False, separators=(",", ":")).encode()
@@ -527,8 +604,10 @@ def _write_rest(channel: RestChannel, data, schema, table, mode, pk, cfg, ctx) -
                 err.message += f" ({written} rows were already written: the REST channel is not atomic)"
                 raise err
             total = content_range_total(resp)
-            written += batch.num_rows if total is None else total
-        return written, deleted
+            measured = measured and total is not None
+            written += total or 0
+        # without a Content-Range total the server did not say how many rows it wrote: not measured
+        return (written if measured else None), deleted
     finally:
         client.close()
 

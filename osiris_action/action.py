@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from osiris_action import __version__
+from osiris_action import __version__, diff_gate
 from osiris_action import connections as conns
 from osiris_action.changes import changed_files
 from osiris_action.diagnostics import Diagnostic, format_sarif, has_errors, ordered
@@ -61,6 +61,8 @@ class Inputs:
     profile: str | None = None
     schema_template: str = "osiris_pr_{number}"
     show_data_values: str = "auto"
+    diff: bool = False
+    fail_on_diff: list = field(default_factory=list)
 
     @classmethod
     def read(cls, env) -> Inputs:
@@ -87,6 +89,12 @@ class Inputs:
                 "Use e.g. `max-parallel: 4`.",
                 "max-parallel",
             ) from None
+        try:
+            gates = diff_gate.parse(get_input("fail-on-diff", env))
+        except ValueError as exc:
+            raise InputError(
+                str(exc), "Use e.g. `fail-on-diff: removed > 0, changed > 5%`.", "fail-on-diff"
+            ) from None
         return cls(
             pipelines=get_multiline("pipelines", env) or ["**/*.yaml", "**/*.yml"],
             connections=get_input("connections", env) or None,
@@ -105,6 +113,8 @@ class Inputs:
             profile=get_input("profile", env) or None,
             schema_template=get_input("isolate-schema-template", env) or "osiris_pr_{number}",
             show_data_values=get_choice("show-data-values", ("auto", "true", "false"), "auto", env=env),
+            diff=get_choice("diff", ("off", "on"), "off", env=env) == "on" or bool(gates),
+            fail_on_diff=gates,
         )
 
 
@@ -297,6 +307,7 @@ def run_all(outcome: Outcome, env, out_root: Path, redactor: Redactor) -> None:
             profile=inputs.profile,
             isolate_schema=outcome.isolate_schema,
             root=Path.cwd(),  # the workspace: no data file is read outside it
+            diff=inputs.diff and not outcome.isolate_schema,
         )
         try:
             prepared = prepare(checked.path, options, env)
@@ -370,6 +381,10 @@ def annotate_runs(outcome: Outcome, errors_shown: int) -> None:
             )
         )
     command.emit(lines[: max(room, 0)])
+
+
+def _checked(outcome: Outcome, report: RunReport) -> Checked | None:
+    return next((c for c in outcome.checked if c.document.file == report.file), None)
 
 
 def _step_line(checked: Checked | None, step_id: str) -> int | None:
@@ -601,6 +616,9 @@ def main(env=None) -> int:
             outcome.isolate_schema = isolation_schema(outcome)
             run_all(outcome, env, out_root, redactor)
             annotate_runs(outcome, sum(f.level == "error" for f in shown))
+            diff_gate.check(
+                outcome.reports, inputs.fail_on_diff, lambda r, sid: _step_line(_checked(outcome, r), sid)
+            )
     except OsirisError as exc:
         outcome.errors.append(redactor.redact(exc.render()))
     except Exception as exc:  # the summary and outputs must still be written
@@ -659,7 +677,7 @@ def _write_report(outcome: Outcome, out_root: Path, redactor: Redactor) -> None:
     }
     out_root.mkdir(parents=True, exist_ok=True)
     # redacted as a structure: masking the JSON text would break it where a secret is also a number
-    shown = shown_data(data, redactor)
+    shown = shown_data(data, redactor, by_name=False)
     (out_root / "report.json").write_text(json.dumps(shown, indent=2, sort_keys=True) + "\n")
 
 
@@ -685,6 +703,7 @@ def _outputs(outcome: Outcome, env, out_root: Path, workspace: Path) -> None:
         "report-json": rel(out_root / "report.json"),
         "artifacts-dir": rel(out_root),
         "run-id": outcome.run_id,
+        "data-diff": diff_gate.output(outcome.reports) if outcome.reports else "",
     }
     set_outputs(env.get("GITHUB_OUTPUT"), values)
 

@@ -68,6 +68,11 @@ def _parser() -> argparse.ArgumentParser:
             metavar="NAME",
             help="write every target into this schema (per-PR isolation), created on first use",
         )
+        command.add_argument(
+            "--diff",
+            action="store_true",
+            help="compare the incoming rows with each target table inside the write (data diff)",
+        )
 
     cleanup = sub.add_parser("cleanup", help="drop a per-PR schema on every database the pipelines write to")
     cleanup.add_argument("paths", nargs="+", help="pipeline files, folders or globs")
@@ -190,6 +195,7 @@ def cmd_run(args) -> int:
         plan=args.command == "plan",
         profile=args.profile,
         isolate_schema=args.isolate_schema,
+        diff=args.diff,
     )
     console = _Console(sys.stdout)
     report, out = run_pipeline(

@@ -51,7 +51,8 @@ def text(report: RunReport) -> str:
         lines += [f"        {sql}" for sql in (t.ddl or "").rstrip().splitlines()]
     for w in report.writes:
         atomic = "" if w.atomic is not False else ", not atomic"
-        lines.append(f"  wrote {w.rows_written:,} rows to {w.where} ({w.mode}, {w.channel}{atomic})")
+        count = f"{written(w)} rows" if w.rows_written_measured else "rows (how many: not measured)"
+        lines.append(f"  wrote {count} to {w.where} ({w.mode}, {w.channel}{atomic})")
         if w.channel == "file":  # the file was written in the sandbox; say where its copy is
             copy = next((a for a in report.artifacts if a.endswith("/" + str(w.table))), None)
             lines.append(
@@ -64,6 +65,14 @@ def text(report: RunReport) -> str:
             f"  DDL {'executed' if d.executed else 'planned'} for {d.step_id}: "
             f"{d.sql.splitlines()[0] if d.sql else ''} ..."
         )
+    lines += [f"  warning: {warning}" for warning in short_writes(report)]
+    for d in report.data_diff:
+        lines.append(
+            f"  diff {d.table} against {d.base_table}: +{d.added:,} added, -{d.removed:,} removed, "
+            f"{d.changed:,} changed, {d.unchanged:,} unchanged"
+        )
+    lines += [f"  no data diff for {n.step}: {n.reason}" for n in report.diff_unavailable]
+    lines += [f"  data diff planned for {n.step}: {n.reason}" for n in report.diff_planned]
     matched = sum(r.match for r in report.parity)
     if not any(r.sandbox_sha256 for r in report.parity):  # the worker never reported a file
         lines.append("  hash parity: not checked (the worker reported no file: it did not start, or crashed)")
@@ -157,13 +166,14 @@ def add_report(summary: Summary, report: RunReport) -> Summary:
                 [
                     w.where,
                     w.mode,
-                    _n(w.rows_written),
+                    written(w),
                     w.channel + ("" if w.atomic is not False else " (not atomic)") if w.channel else "—",
                     _ddl_state(report, w.step_id),
                 ]
                 for w in report.writes
             ],
         )
+    add_data_diff(summary, report)
     for d in report.ddl:
         summary.paragraph(
             line(f"DDL {'executed' if d.executed else 'planned'} by ", inline_code(d.step_id), ":")
@@ -261,3 +271,137 @@ def findings(diagnostics: Iterable[Diagnostic]) -> list[Finding]:
         )
         for d in diagnostics
     ]
+
+
+# --- what the writes did: counts and the data diff ------------------------------------------------------
+
+
+def written(w) -> str:
+    """The rows a write wrote, as the target measured them ("not measured" when it did not say)."""
+    if w.rows_written is None or not w.rows_written_measured:
+        return "not measured"
+    if w.inserted is None or (not w.updated and not w.unchanged):
+        return _n(w.rows_written)
+    counts = f"{_n(w.inserted)} inserted, {_n(w.updated)} updated, {_n(w.unchanged)} unchanged"
+    return f"{_n(w.rows_written)} ({counts})"
+
+
+def short_writes(report: RunReport) -> list[str]:
+    """One warning per write that wrote fewer rows than it received, with both numbers."""
+    return [
+        f"{w.step_id} wrote fewer rows than it received: {w.rows_in:,} in, "
+        f"{w.rows_in - w.rows_short:,} written or unchanged ({w.rows_short:,} kept out by the target: a "
+        "trigger, an ignore-duplicates upsert or a row-level security policy)"
+        for w in report.writes
+        if w.rows_short
+    ]
+
+
+def add_data_diff(summary: Summary, report: RunReport, show_values: bool = True) -> Summary:
+    """The "Data diff" section: per written table the counts first, then the columns by how many rows
+    changed, schema changes, and the sample as a before/after table."""
+    for warning in short_writes(report):
+        summary.paragraph(line("⚠️ ", warning))
+    if not (report.data_diff or report.diff_unavailable or report.diff_planned):
+        return summary
+    summary.heading("Data diff", 4)
+    for planned in report.diff_planned:
+        summary.paragraph(line(inline_code(planned.step), f": {planned.reason}"))
+    for d in report.data_diff:
+        key = inline_code(", ".join(d.key)) if d.key else "whole rows (no key)"
+        summary.paragraph(
+            line(
+                Raw("<b>"),
+                inline_code(d.table),
+                Raw("</b>"),
+                " against ",
+                inline_code(d.base_table),
+                f" · step {d.step} · key ",
+                key,
+            )
+        )
+        if d.note:
+            summary.paragraph(line(Raw("<i>"), d.note, Raw("</i>")))
+        summary.table(
+            ["rows before", "rows after", "added", "removed", "changed", "unchanged"],
+            [[_n(d.rows_base), _n(d.rows_new), _n(d.added), _n(d.removed), _n(d.changed), _n(d.unchanged)]],
+        )
+        columns = sorted(d.stats or {c: {} for c in d.columns}, key=lambda c: (-d.columns.get(c, 0), c))
+        if columns:
+            summary.table(
+                ["column", "rows changed", "nulls", "sum", "min", "max"],
+                [
+                    [c, _n(d.columns.get(c)) if c in d.columns else "—", *_stat_cells(d.stats.get(c, {}))]
+                    for c in columns
+                ],
+            )
+        if d.schema_changes:
+            summary.list([_schema_change(c) for c in d.schema_changes])
+        if d.sample:
+            summary.details(
+                f"Sample of changed, added and removed rows ({len(d.sample)})",
+                sample_table(d.sample, d.key, show_values),
+            )
+    for note in report.diff_unavailable:
+        summary.paragraph(line(inline_code(note.step), ": no data diff: ", note.reason))
+    return summary
+
+
+def _stat_cells(stat: dict) -> list[str]:
+    def arrow(pair) -> str:
+        if not pair:
+            return "—"
+        before, after = ("—" if v is None else f"{v:,}" if isinstance(v, int) else str(v) for v in pair)
+        return before if before == after else f"{before} → {after}"
+
+    return [arrow(stat.get(name)) for name in ("nulls", "sum", "min", "max")]
+
+
+def _schema_change(change: dict) -> str:
+    if change.get("change") == "retyped":
+        return f"column {change['column']} retyped: {change.get('from')} → {change.get('to')}"
+    return f"column {change['column']} {change.get('change')} ({change.get('type')})"
+
+
+SAMPLE_COLUMNS = 12
+
+
+def sample_table(sample: list[dict], key: list[str], show_values: bool = True) -> Summary:
+    """The sample as a before/after table: one row per sampled row, a changed cell as before → after in
+    bold. Without values (a public comment), only which rows and which columns changed."""
+    inner = Summary()
+    if not show_values:
+        inner.table(
+            ["change", "columns changed"],
+            [[s["kind"], ", ".join(s.get("changed") or []) or "—"] for s in sample],
+        )
+        return inner
+    names = list(dict.fromkeys(n for s in sample for n in (s.get("after") or s.get("before") or {})))
+    changed = {n for s in sample for n in s.get("changed") or []}
+    # a wide table shows the columns that changed first, and at most SAMPLE_COLUMNS of them
+    values = sorted((n for n in names if n not in key), key=lambda n: n not in changed)[:SAMPLE_COLUMNS]
+    values = [n for n in names if n in values]
+    rows = []
+    for s in sample:
+        before, after = s.get("before") or {}, s.get("after") or {}
+        cells = []
+        for n in values:
+            if s["kind"] == "changed" and n in (s.get("changed") or []):
+                cells.append(
+                    Raw(f"<b>{escape_text(_v(before.get(n)))} → {escape_text(_v(after.get(n)))}</b>")
+                )
+            else:
+                cells.append(_v((after or before).get(n)))
+        copies = f" ×{s['copies']}" if s.get("copies", 1) > 1 else ""
+        rows.append([s["kind"] + copies, *[_v((after or before).get(k)) for k in key], *cells])
+    inner.table(["change", *key, *values], rows)
+    hidden = len(names) - len(key) - len(values)
+    if hidden > 0:
+        inner.paragraph(
+            f"{hidden} more column{'s' if hidden != 1 else ''} not shown; the sample is in report.json."
+        )
+    return inner
+
+
+def _v(value) -> str:
+    return "NULL" if value is None else str(value)

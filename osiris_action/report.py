@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from osiris_action.redact import Redactor
 
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, Field
 
 REPORT_VERSION = "1"
 INCOMPATIBLE = "IncompatibleTarget"
@@ -31,12 +31,87 @@ class StepReport(BaseModel):
     notes: list[str] = Field(default_factory=list)  # what a driver says the reader must know (`step.note`)
 
 
-class WriteReport(BaseModel):
+class WriteCounts(BaseModel):
+    """What a write did, as the server measured it: rows received, and of them inserted, updated, and
+    left as they were (an upsert's equal rows). `rows_written` None with `rows_written_measured` False:
+    the target did not say (REST without a Content-Range total)."""
+
+    rows_in: int | None = None
+    inserted: int | None = None
+    updated: int | None = None
+    unchanged: int | None = None
+    rows_written_measured: bool = True
+
+    @property
+    def rows_short(self) -> int:
+        """Rows received that the target neither wrote nor found unchanged (a BEFORE trigger returning
+        NULL, an ignore-duplicates upsert, a row-level security policy); 0 when not measured."""
+        if self.rows_in is None:
+            return 0
+        if self.inserted is not None:
+            done = self.inserted + (self.updated or 0) + (self.unchanged or 0)
+        elif self.rows_written_measured and getattr(self, "rows_written", None) is not None:
+            done = self.rows_written
+        else:
+            return 0
+        return max(self.rows_in - done, 0)
+
+
+def write_counts(event: dict[str, Any]) -> dict[str, Any]:
+    """The WriteCounts fields of a write.complete event."""
+    fields = {k: event.get(k) for k in ("rows_in", "inserted", "updated", "unchanged")}
+    return {**fields, "rows_written_measured": event.get("rows_written_measured", True) is not False}
+
+
+class DataDiff(BaseModel):
+    """One written table against its base (see docs/data-diff.md). `stats` and `note` travel in the
+    diff.complete event and the summary, not in report.json, whose data_diff keys are fixed."""
+
+    step: str
+    table: str
+    base_table: str
+    key: list[str] = Field(default_factory=list, validation_alias=AliasChoices("key", "key_columns"))
+    rows_base: int
+    rows_new: int
+    added: int
+    removed: int
+    changed: int
+    unchanged: int
+    columns: dict[str, int] = Field(default_factory=dict)
+    schema_changes: list[dict[str, Any]] = Field(default_factory=list)
+    sample: list[dict[str, Any]] = Field(default_factory=list)
+    stats: dict[str, Any] = Field(default_factory=dict, exclude=True)
+    note: str = Field(default="", exclude=True)
+
+
+class DiffNote(BaseModel):
+    """A writer that computes no diff, and why; or, in plan mode, the diff a run would compute."""
+
+    step: str
+    table: str | None = None
+    reason: str
+
+
+def apply_data_diff(report: RunReport, event: dict[str, Any]) -> bool:
+    """Fold the diff events into the report; True when the event was one of them."""
+    name, step = event.get("event"), str(event.get("step_id", ""))
+    if name == "diff.complete":
+        fields = {k: v for k, v in event.items() if k in DataDiff.model_fields or k == "key_columns"}
+        report.data_diff.append(DataDiff(**{**fields, "step": step}))
+    elif name in ("diff.unavailable", "diff.planned"):
+        note = DiffNote(step=step, table=event.get("table"), reason=str(event.get("reason", "")))
+        (report.diff_unavailable if name == "diff.unavailable" else report.diff_planned).append(note)
+    else:
+        return False
+    return True
+
+
+class WriteReport(WriteCounts):
     step_id: str
     table: str | None
     schema_: str | None = Field(default=None, alias="schema")
     mode: str | None
-    rows_written: int
+    rows_written: int | None
     channel: str | None
     atomic: bool | None = None
 
@@ -105,6 +180,9 @@ class RunReport(BaseModel):
     artifacts: list[str] = Field(default_factory=list)
     skipped_artifacts: list[dict[str, Any]] = Field(default_factory=list)
     bytes_uploaded: int = 0
+    data_diff: list[DataDiff] = Field(default_factory=list)
+    diff_unavailable: list[DiffNote] = Field(default_factory=list)
+    diff_planned: list[DiffNote] = Field(default_factory=list)
 
     @property
     def rows_read(self) -> int:
@@ -112,7 +190,7 @@ class RunReport(BaseModel):
 
     @property
     def rows_written(self) -> int:
-        return sum(w.rows_written for w in self.writes)
+        return sum(w.rows_written or 0 for w in self.writes)
 
     def step(self, step_id: str) -> StepReport | None:
         return next((s for s in self.steps if s.id == step_id), None)
@@ -137,6 +215,8 @@ def apply(report: RunReport, event: dict[str, Any]) -> None:
     """Fold one raw worker event into the report (raw: checks must see what the worker measured)."""
     name = event.get("event")
     step = report.step(event.get("step_id", "")) if event.get("step_id") else None
+    if apply_data_diff(report, event):
+        return
     if name == "step_start" and step:
         step.status = "running"
     elif name == "step_complete" and step:
@@ -171,9 +251,10 @@ def apply(report: RunReport, event: dict[str, Any]) -> None:
                 table=event.get("table"),
                 schema=event.get("schema"),
                 mode=event.get("mode"),
-                rows_written=int(event.get("rows_written", 0)),
+                rows_written=event.get("rows_written"),
                 channel=event.get("channel_used"),
                 atomic=event.get("atomic"),
+                **write_counts(event),
             )
         )
     elif name in ("table.ddl_planned", "table.ddl_executed") and step:
@@ -235,7 +316,23 @@ def shown(report: RunReport, redactor: Redactor) -> RunReport:
     redacts its text again, and `shown_data` masks them when the report is serialised.
     """
     raw = report.model_dump(by_alias=True)
-    return RunReport.model_validate(_keep_words(raw, redactor.redact_obj(raw)))
+    copy = RunReport.model_validate(_keep_words(raw, redacted_strings(raw, redactor)))
+    for mine, theirs in zip(copy.data_diff, report.data_diff, strict=True):  # fields a dump leaves out
+        mine.stats, mine.note = redacted_strings(theirs.stats, redactor), redactor.redact(theirs.note)
+    return copy
+
+
+def redacted_strings(value: Any, redactor: Redactor) -> Any:
+    """Every string of a structure of our own (a report) redacted. No field is masked by its name, as
+    user config is (`redact_obj`): here a name like a data diff's `key` (its key columns) says nothing
+    about secrecy, and the known-value and pattern layers still catch every secret in the text."""
+    if isinstance(value, str):
+        return redactor.redact(value)
+    if isinstance(value, dict):
+        return {redacted_strings(k, redactor): redacted_strings(v, redactor) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redacted_strings(item, redactor) for item in value]
+    return value
 
 
 _WORDS = ("status", "mode", "state")  # typed words: a password "success" must not break the model
@@ -253,8 +350,9 @@ def _keep_words(raw: Any, redacted: Any) -> Any:
     return redacted
 
 
-def shown_data(obj: Any, redactor: Redactor) -> Any:
-    """A JSON-like structure as it may be written: strings redacted, and a number whose digits contain a
+def shown_data(obj: Any, redactor: Redactor, by_name: bool = True) -> Any:
+    """A JSON-like structure as it may be written (`by_name=False` for our own reports, see
+    `redacted_strings`): strings redacted, and a number whose digits contain a
     known secret (a password `1000`, a row count 21000) replaced by the mask, so the secret never shows
     and the JSON stays valid (masking the serialised text instead would leave `"rows": ***`)."""
     from osiris_action.redact import MASK
@@ -268,4 +366,4 @@ def shown_data(obj: Any, redactor: Redactor) -> Any:
             return MASK if redactor.redact(str(value)) != str(value) else value
         return value
 
-    return walk(redactor.redact_obj(obj))
+    return walk(redactor.redact_obj(obj) if by_name else redacted_strings(obj, redactor))

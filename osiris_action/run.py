@@ -54,6 +54,7 @@ class RunOptions:
     plan: bool = False  # read sources and targets, write nothing
     isolate_schema: str | None = None  # every writer's target moves to this schema (per-PR isolation)
     root: Path | None = None  # no data is read outside it (the action's workspace); None: the project
+    diff: bool = False  # compare the incoming rows with each target before writing (data diff)
 
 
 @dataclass
@@ -150,6 +151,8 @@ def run_settings(manifest: dict, options: RunOptions) -> dict:
     settings: dict = {}
     if options.plan:
         settings["plan"] = True
+    if options.diff:
+        settings["diff"] = True
     if options.isolate_schema:
         settings["isolate"] = {
             s["id"]: options.isolate_schema
@@ -314,7 +317,10 @@ class Run:
             return
         self._live.pop(sid or "", None)
         if name == "step_complete":
-            rows = f"{event.get('rows_in', 0):,} → {event.get('rows_out', 0):,} rows"
+            out = event.get("rows_out")  # None: the writer's target did not say
+            rows = (
+                f"{event.get('rows_in') or 0:,} → {'not measured' if out is None else format(out, ',')} rows"
+            )
             self._say(f"  ok    {sid:<28} {rows:<26} {event.get('duration_ms', 0) / 1000:6.2f} s")
         elif name == "step_planned" and (event.get("columns") or event.get("note")):
             columns = ", ".join(f"{c['name']} {c['type']}" for c in event.get("columns") or [])
@@ -341,7 +347,7 @@ class Run:
                 "manifest.json in the run folder has secret values masked, so it no longer matches the "
                 "manifest fingerprint; `osiris-action compile` rebuilds the original"
             )
-        data = shown_data(self.report.model_dump(by_alias=True), self.p.redactor)
+        data = shown_data(self.report.model_dump(by_alias=True), self.p.redactor, by_name=False)
         report_json = json.dumps(data, indent=2, sort_keys=True)
         (self.out / "report.json").write_text(report_json + "\n", encoding="utf-8")
         summary = markdown([shown(self.report, self.p.redactor)])

@@ -160,6 +160,8 @@ class Engine:
             plan_only=plan,
             create_schema=bool(isolated),
             spill_dir=self.spill_dir,
+            diff=bool(self.settings.get("diff")),
+            base_schema=step["config"].get("schema") if isolated else None,
         )
         driver = importlib.import_module(f"osiris_drivers.{step['driver']}")
         call = getattr(driver, "plan", None) if plan else driver.run
@@ -304,7 +306,11 @@ class Engine:
         written = ctx.results.get("write.complete")
         if written is None:
             raise RuntimeError(f"driver {step['driver']} returned no table and reported no write.complete")
-        self._complete(step, int(written["rows_written"]), None, sources, writer=True)
+        isolated = self.settings.get("isolate", {}).get(step["id"])
+        if (isolated or ctx.diff) and not ({"diff.complete", "diff.unavailable"} & set(ctx.results)):
+            ctx.report("diff.unavailable", reason=f"{step['component']} writes no table that can be compared")
+        rows_out = written.get("rows_written")  # None: the target did not say (not measured)
+        self._complete(step, rows_out, None, sources, writer=True)
         # (own_ms of a writer includes its connection and DDL: everything but pulling its input)
 
     def _planned(self, sid: str, result) -> None:

@@ -38,6 +38,7 @@ class PostgrestServer:
     ):
         self.dsn = dsn
         self.key = key
+        self.exact_counts = True
         self.schemas = schemas
         self.max_rows = max_rows
         self.requests: list[tuple[str, str, dict[str, str]]] = []  # (method, path?query, headers)
@@ -158,6 +159,8 @@ def _handler(server: PostgrestServer):
 def _execute(server: PostgrestServer, method: str, schema: str, table: str, query: str, headers, body: bytes):
     params = parse_qsl(query, keep_blank_values=True)
     prefer = {p.strip() for p in (headers.get("Prefer") or "").split(",") if p.strip()}
+    if not server.exact_counts:  # as a proxy that drops the count preference: no total comes back
+        prefer.discard("count=exact")
     target = sql.Identifier(schema, table)
     with psycopg.connect(server.dsn) as conn:
         exists = conn.execute("SELECT to_regclass(%s)", [f'"{schema}"."{table}"']).fetchone()[0]

@@ -419,7 +419,11 @@ def test_create_table_maps_every_type_and_round_trips(mysql_db, tmp_path):
         "table": "copy",
         "schema": mysql_db.database,
         "mode": "append",
+        "rows_in": 2,
         "rows_written": 2,
+        "inserted": 2,
+        "updated": 0,
+        "unchanged": 0,
         "channel_used": "pymysql_load_data",
         "method": "load_data",
     }
@@ -560,7 +564,9 @@ def test_upsert_on_composite_keys(mysql_db, tmp_path):
     )
 
     done = _complete(events)
-    assert (done["rows_written"], done["rows_inserted"], done["rows_updated"]) == (3, 1, 2)
+    # measured by the server: ('us', 1) arrives as it is, so it is neither written nor updated
+    counts = [done[k] for k in ("rows_in", "rows_written", "inserted", "updated", "unchanged")]
+    assert counts == [3, 2, 1, 1, 1]
     assert _rows(mysql_db, "SELECT region, id, amount, note FROM t ORDER BY region, id") == [
         ("eu", 1, Decimal("10.50"), "keep"),
         ("eu", 2, Decimal("3.00"), "keep"),

@@ -244,7 +244,11 @@ def test_missing_table_is_created_with_faithful_types_in_the_load_transaction(pg
         "table": "typed",
         "schema": "public",
         "mode": "append",
+        "rows_in": 2,
         "rows_written": 2,
+        "inserted": 2,
+        "updated": 0,
+        "unchanged": 0,
         "channel_used": "sql_copy",
         "atomic": True,
         "method": "staged",
@@ -1090,6 +1094,17 @@ def rest(pg_db):
         server.stop()
 
 
+def test_rest_without_a_count_says_rows_written_was_not_measured(pg_db, rest, tmp_path):
+    """Without a Content-Range total the server never said how many rows it wrote: no number is made up
+    from the input's count."""
+    pg_execute(pg_db, "CREATE TABLE people (id bigint PRIMARY KEY, name text, amount numeric(12,2))")
+    rest.exact_counts = False
+    run = write(tmp_path, rest_conn(rest), people(range(1, 6)), table="people", batch_size=2)
+    done = run.event("write.complete")
+    assert (done["rows_in"], done["rows_written"], done["rows_written_measured"]) == (5, None, False)
+    assert rows(pg_db, "SELECT count(*) FROM people") == [(5,)]
+
+
 def rest_conn(server, key=KEY) -> dict:
     return {"url": server.url, "service_role_key": key}
 
@@ -1101,7 +1116,9 @@ def test_rest_append_in_batches_counts_rows_and_says_it_is_not_atomic(pg_db, res
         "table": "people",
         "schema": "public",
         "mode": "append",
+        "rows_in": 5,
         "rows_written": 5,
+        "rows_written_measured": True,
         "channel_used": "rest",
         "atomic": False,
     }
