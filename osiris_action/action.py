@@ -150,10 +150,12 @@ class Outcome:
     def shown(self) -> Callable[[str], str]:
         """What the log, the summary, the comment and annotations may show of an error message: values
         from the data only when `show-data-values` allows (by default, in private repositories)."""
+        return (lambda text: text) if self.shows_values else hide_data_values
+
+    @property
+    def shows_values(self) -> bool:
         show = self.inputs.show_data_values
-        if show == "true" or (show == "auto" and self.event.private is True):
-            return lambda text: text
-        return hide_data_values
+        return show == "true" or (show == "auto" and self.event.private is True)
 
     def public_reports(self) -> list[RunReport]:
         """The reports as the summary and the comment show them (report.json keeps them whole)."""
@@ -459,7 +461,7 @@ def write_summary(
     if outcome.cancelled:
         summary.paragraph(line(Raw("<b>Cancelled</b>"), ": the run was stopped; results below are partial."))
     for report in outcome.public_reports():
-        add_report(summary, report)
+        add_report(summary, report, show_values=outcome.shows_values)
     ran = {report.file for report in outcome.reports}
     for checked in outcome.checked:
         if checked.document.file not in ran:  # not run: invalid, not compiled, failed before it started

@@ -119,7 +119,8 @@ def line(*parts: object) -> Raw:
     return Raw("".join(escape_text(p) for p in parts))
 
 
-def add_report(summary: Summary, report: RunReport) -> Summary:
+def add_report(summary: Summary, report: RunReport, show_values: bool = True) -> Summary:
+    """One run; `show_values` False keeps row values of the data diff's sample out (public places)."""
     title = f"{ICON.get(report.status, '')} {report.pipeline}"
     summary.heading(title, 3)
     where = [" · ", inline_code(report.file)] if report.file else []
@@ -173,7 +174,7 @@ def add_report(summary: Summary, report: RunReport) -> Summary:
                 for w in report.writes
             ],
         )
-    add_data_diff(summary, report)
+    add_data_diff(summary, report, show_values)
     for d in report.ddl:
         summary.paragraph(
             line(f"DDL {'executed' if d.executed else 'planned'} by ", inline_code(d.step_id), ":")

@@ -111,7 +111,9 @@ def section(summary: str) -> str:
 
 def test_isolated_run_compares_the_pr_table_with_the_base(world: RunnerWorld, pg_db: Database):
     result = world.run(
-        "pull_request", {"isolate": "pr", "comment": "always"}, env={"SUPABASE_PG_DSN": pg_db.pg_dsn}
+        "pull_request",
+        {"isolate": "pr", "comment": "always", "show-data-values": "true"},
+        env={"SUPABASE_PG_DSN": pg_db.pg_dsn},
     )
     assert result.returncode == 0, result.explain()
 
@@ -138,6 +140,20 @@ def test_isolated_run_compares_the_pr_table_with_the_base(world: RunnerWorld, pg
     (comment,) = world.api.comments("acme/data-pipelines", PR_NUMBER)
     assert SECTION in comment["body"]
     assert pg_execute(pg_db, "SELECT count(*) FROM public.items") == [(4,)]  # the base is untouched
+
+
+def test_a_public_repository_shows_which_rows_changed_but_not_their_values(
+    world: RunnerWorld, pg_db: Database
+):
+    result = world.run(
+        "pull_request", {"isolate": "pr", "comment": "always"}, env={"SUPABASE_PG_DSN": pg_db.pg_dsn}
+    )
+    assert result.returncode == 0, result.explain()
+    (comment,) = world.api.comments("acme/data-pipelines", PR_NUMBER)
+    for shown in (result.summary, comment["body"]):
+        assert "| changed | price |" in shown and "pear" not in shown and "kiwi" not in shown
+    (run,) = result.report()["runs"]  # the artifact keeps the sample whole
+    assert {row["kind"] for row in run["data_diff"][0]["sample"]} == {"changed", "added", "removed"}
 
 
 def test_diff_on_compares_the_incoming_rows_before_the_write(world: RunnerWorld, pg_db: Database):
@@ -248,7 +264,9 @@ def test_sample_values_equal_to_a_secret_are_masked(world: RunnerWorld, pg_db: D
     password = f"pg-Secret-{uuid.uuid4().hex}"  # trust auth accepts it; it must never show
     dsn = f"postgresql://{pg_db.user}:{password}@{pg_db.host}:{pg_db.port}/{pg_db.database}"
     world.write({"pipelines/staging/data/items.csv": ITEMS.replace("2,pear,2.25", f"2,{password},2.25")})
-    result = world.run("pull_request", {"isolate": "pr"}, env={"SUPABASE_PG_DSN": dsn})
+    result = world.run(
+        "pull_request", {"isolate": "pr", "show-data-values": "true"}, env={"SUPABASE_PG_DSN": dsn}
+    )
     assert result.returncode == 0, result.explain()
     assert "| changed | 2 | <b>pear → \\*\\*\\*</b> | <b>2 → 2.25</b> |" in result.summary
     (run,) = result.report()["runs"]
