@@ -32,7 +32,7 @@ class Fingerprint:
     `background`, a thread hashes the groups while the stream moves on (DuckDB releases the GIL), at most
     QUEUED groups behind it."""
 
-    GROUP_ROWS, GROUP_BYTES, QUEUED = 100_000, 16 << 20, 2
+    GROUP_ROWS, GROUP_BYTES, QUEUED = 32_768, 4 << 20, 2
 
     def __init__(self, schema, background: bool = False):
         self.schema = schema
