@@ -26,6 +26,7 @@ from collections import deque
 from pathlib import Path
 
 from osiris_action.sandbox.base import (
+    MIN_PYTHON,
     ArtifactPolicy,
     Fetched,
     LineHandler,
@@ -90,6 +91,12 @@ class LocalSandbox(Sandbox):
         self._stopped = False
         self.uploaded: set[str] = set()
         self.stderr_tail = ""
+
+    def check_python(self) -> None:
+        # The host's own interpreter already runs this package, which needs what the worker needs: the
+        # probe (a process start, ~25 ms of every run) is only for another interpreter.
+        if self.python != sys.executable or sys.version_info < MIN_PYTHON:
+            super().check_python()
 
     def prepare(self, files: dict[str, bytes]) -> dict[str, str]:
         import hashlib
