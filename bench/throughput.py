@@ -650,8 +650,8 @@ def compile_package() -> None:
     """Byte-compile the project as an installed package is (a wheel's install writes the .pyc files; an
     editable install under PYTHONDONTWRITEBYTECODE never does, and each run would compile it again)."""
     root = Path(__file__).resolve().parent.parent
-    for package in ("osiris_action", "drivers"):
-        subprocess.run([sys.executable, "-m", "compileall", "-q", str(root / package)], check=True)
+    packages = [str(root / "osiris_action"), str(root / "drivers")]
+    subprocess.run([sys.executable, "-m", "compileall", "-q", *packages], check=True)
 
 
 def mysql_total(table: str):

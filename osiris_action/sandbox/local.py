@@ -26,7 +26,6 @@ from collections import deque
 from pathlib import Path
 
 from osiris_action.sandbox.base import (
-    MIN_PYTHON,
     ArtifactPolicy,
     Fetched,
     LineHandler,
@@ -95,7 +94,7 @@ class LocalSandbox(Sandbox):
     def check_python(self) -> None:
         # The host's own interpreter already runs this package, which needs what the worker needs: the
         # probe (a process start, ~25 ms of every run) is only for another interpreter.
-        if self.python != sys.executable or sys.version_info < MIN_PYTHON:
+        if self.python != sys.executable:
             super().check_python()
 
     def prepare(self, files: dict[str, bytes]) -> dict[str, str]:
