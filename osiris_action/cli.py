@@ -278,6 +278,10 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         args = _parser().parse_args(argv)
+        if args.command in ("validate", "compile", "run"):
+            from osiris_action.oml import sql
+
+            sql.start()  # DuckDB's start-up in its own process, beside this one's imports
         return COMMANDS[args.command](args)
     except OsirisError as exc:
         if debug:

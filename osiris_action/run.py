@@ -241,6 +241,9 @@ class Run:
         return shown(self.report, self.p.redactor)
 
     def _execute(self) -> None:
+        from osiris_action.oml import sql
+
+        sql.close()  # the SQL parser's process holds DuckDB: gone before the worker's memory grows
         bundle = self.p.bundle
         seal = bundle.seal()
         with make_sandbox(self.options, self.environ) as sandbox:

@@ -2,22 +2,33 @@
 
 A syntax error's offset inside the query is mapped back to the line and column of the YAML file, also
 inside a `|` block scalar, so the annotation lands on the exact character.
+
+The parsing runs in a child process of its own (`python -m osiris_action.oml.sql`, one JSON line per
+file in and out), for three reasons: a stranger's SQL never reaches DuckDB in the process that holds the
+runner's secrets (the child gets a scrubbed environment); a parser that crashes or hangs on hostile
+input costs a finding, not the command; and the host of a run never loads DuckDB, whose library pages
+(about 50 MB) would otherwise stay resident beside the worker's for the whole run (`close()` ends the
+child before the worker starts).
 """
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import json
+import os
 import re
+import select
+import subprocess
+import sys
 import threading
-from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
 
-from osiris_action.diagnostics import Span
-from osiris_action.oml.load import Document
+if TYPE_CHECKING:  # the parsing child imports only what parsing needs
+    from osiris_action.diagnostics import Span
+    from osiris_action.oml.load import Document
 
 
-@dataclass(frozen=True)
-class SqlFinding:
+class SqlFinding(NamedTuple):
     offset: int
     length: int
     severity: str
@@ -26,15 +37,88 @@ class SqlFinding:
     hint: str
 
 
-@functools.cache
-def _database():
-    from osiris_drivers._duckdb import connect
-
-    # Only parsing happens here: no query ever runs; the connection is the worker's locked one all the same.
-    return connect(threads=1)
+# A parse of even a huge query takes well under a second; past this the parser is taken to be stuck.
+PARSE_TIMEOUT_S = 30.0
+_CHILD_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "PYTHONPATH")
 
 
-_per_thread = threading.local()
+class _Parser:
+    """The host's end of the parsing child: started on first use, one request at a time (the action
+    validates several pipelines from threads), restarted after it failed."""
+
+    def __init__(self):
+        self._proc: subprocess.Popen | None = None
+        self._lock = threading.Lock()
+
+    def ask(self, queries: list[tuple[str, set[str] | None]]) -> list | str:
+        """The child's answer for these queries, or why there is none."""
+        request = json.dumps(
+            [[query, None if tables is None else sorted(tables)] for query, tables in queries]
+        )
+        with self._lock:
+            self._start()
+            proc = self._proc
+            try:
+                proc.stdin.write(request + "\n")
+                proc.stdin.flush()
+                ready, _, _ = select.select([proc.stdout], [], [], PARSE_TIMEOUT_S)
+                line = proc.stdout.readline() if ready else None
+            except OSError:  # the child is gone: a broken pipe
+                line = ""
+            if line:
+                return json.loads(line)
+            self._stop()
+            if line is None:
+                return f"DuckDB's parser did not finish within {PARSE_TIMEOUT_S:g} s"
+            return f"DuckDB's parser stopped (exit status {proc.returncode})"
+
+    def start(self) -> None:
+        with self._lock:
+            self._start()
+
+    def close(self) -> None:
+        with self._lock:
+            self._stop()
+
+    def _start(self) -> None:
+        if self._proc is None:
+            env = {k: os.environ[k] for k in _CHILD_ENV if k in os.environ}
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", __spec__.name],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env=env,
+                text=True,
+                encoding="utf-8",
+            )
+
+    def _stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        with contextlib.suppress(OSError):  # a dead child's pipe refuses what is still buffered
+            proc.stdin.close()  # the child ends at the end of its input
+        try:
+            proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+
+
+_parser = _Parser()
+
+
+def start() -> None:
+    """Start the parsing child now, so that its start-up overlaps the caller's (a command's imports)."""
+    _parser.start()
+
+
+def close() -> None:
+    """End the parsing child now (it is started again when needed): before a run's worker starts."""
+    _parser.close()
+
 
 # What a query could use to reach beyond its inputs: files, other databases, extensions, settings. The
 # worker's DuckDB refuses all of it at run time (drivers/_duckdb.py); validation says so on the line,
@@ -57,12 +141,18 @@ _HOST_HINT = (
 )
 
 
-def _connection():
-    """A cursor of its own for each thread: a DuckDB connection refuses a second caller while busy, and
-    the action compiles several pipelines at once."""
-    if not hasattr(_per_thread, "cursor"):
-        _per_thread.cursor = _database().cursor()
-    return _per_thread.cursor
+_connection = None
+
+
+def _database():
+    """The child's DuckDB connection. Only parsing happens here: no query ever runs; the connection is the
+    worker's locked one all the same."""
+    global _connection
+    if _connection is None:
+        from osiris_drivers._duckdb import connect
+
+        _connection = connect(threads=1)
+    return _connection
 
 
 # One call for all the queries of a file (for a short query the call costs as much as the parse), and
@@ -82,9 +172,27 @@ def check_queries(queries: list[tuple[str, set[str] | None]]) -> list[list[SqlFi
     """
     if not queries:
         return []
-    rows = _connection().execute(_SERIALIZE, [[query for query, _ in queries]]).fetchall()
+    answer = _parser.ask(queries)
+    if isinstance(answer, str):
+        hint = "Simplify the query: the run's DuckDB would fail on it the same way."
+        return [[SqlFinding(0, 1, "error", "OML060", f"{answer} on this query", hint)] for _ in queries]
+    return [[SqlFinding(*finding) for finding in findings] for findings in answer]
+
+
+def _check_all(queries: list[tuple[str, set[str] | None]]) -> list[list[SqlFinding]]:
+    """In the child: check_queries itself."""
+    rows = _database().execute(_SERIALIZE, [[query for query, _ in queries]]).fetchall()
     results = [json.loads(raw) for (raw,) in rows]
     return [_check(query, tables, result) for (query, tables), result in zip(queries, results, strict=True)]
+
+
+def _serve() -> None:
+    """The child's loop: a JSON list of [query, tables or null] per line in, the findings per line out."""
+    for line in sys.stdin:
+        queries = [(query, None if tables is None else set(tables)) for query, tables in json.loads(line)]
+        found = _check_all(queries)
+        sys.stdout.write(json.dumps(found) + "\n")
+        sys.stdout.flush()
 
 
 def _check(query: str, provided: set[str] | None, result: dict) -> list[SqlFinding]:
@@ -149,7 +257,7 @@ def _statement_check(query: str) -> list[SqlFinding]:
     import duckdb
 
     try:
-        statements = _connection().extract_statements(query)  # this thread's cursor, not the default one
+        statements = _database().extract_statements(query)
     except duckdb.Error as exc:
         return [
             SqlFinding(
@@ -222,6 +330,8 @@ def locate(doc: Document, path: tuple, query: str, offset: int, length: int = 1)
     that produced value[offset]. Where the two cannot be aligned (an escape like `\\n`), the start of the
     value is the honest answer.
     """
+    from osiris_action.diagnostics import Span
+
     start = doc.span(path)
     lines = doc.lines
     if not 0 < start.line <= len(lines):
@@ -258,3 +368,7 @@ def locate(doc: Document, path: tuple, query: str, offset: int, length: int = 1)
     if row > last:
         return start
     return Span(row, col, row, col + max(length, 1))
+
+
+if __name__ == "__main__":
+    _serve()
