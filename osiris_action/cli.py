@@ -278,10 +278,14 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         args = _parser().parse_args(argv)
-        if args.command in ("validate", "compile", "run"):
+        if args.command in ("validate", "compile", "run", "plan"):
             from osiris_action.oml import sql
 
             sql.start()  # DuckDB's start-up in its own process, beside this one's imports
+        if args.command in ("run", "plan") and args.target == "local":
+            from osiris_action.sandbox.local import start_warm
+
+            start_warm()  # the worker's interpreter imports its libraries meanwhile
         return COMMANDS[args.command](args)
     except OsirisError as exc:
         if debug:

@@ -366,7 +366,8 @@ def _workers_under(folder: Path) -> list[int]:
             state = (entry / "stat").read_text().split(") ")[-1][:1]
         except OSError:
             continue
-        if b"worker.py" in cmdline and cwd.startswith(str(folder)) and state != "Z":
+        worker = b"worker.py" in cmdline or b"osiris_action.sandbox.interpreter" in cmdline
+        if worker and cwd.startswith(str(folder)) and state != "Z":
             found.append(int(entry.name))
     return found
 

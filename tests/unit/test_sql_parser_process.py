@@ -42,6 +42,10 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def _read(path: Path) -> str:
+    return path.read_text() if path.is_file() else ""
+
+
 def _parser_pid() -> int:
     sql.start()
     pids = [p for p in _children(os.getpid()) if "osiris_action.oml.sql" in _cmdline(p)]
@@ -118,13 +122,11 @@ def test_a_run_ends_the_parser_before_its_worker_starts(tmp_path: Path):
     project = _project(tmp_path)
     proc = _run(project, "slow.yaml", "--out", str(tmp_path / "out"))
     try:
+        events = tmp_path / "out" / "events.jsonl"
         deadline = time.monotonic() + 60
-        workers: list[int] = []
-        while not workers and time.monotonic() < deadline:
-            children = _children(proc.pid)
-            workers = [p for p in children if "worker.py" in _cmdline(p)]
+        while time.monotonic() < deadline and '"step_start"' not in _read(events):
             time.sleep(0.02)
-        assert workers, "the worker never started"
+        assert '"step_start"' in _read(events), "the worker never started"
         assert not [p for p in _children(proc.pid) if "osiris_action.oml.sql" in _cmdline(p)]
     finally:
         proc.send_signal(signal.SIGINT)

@@ -1,0 +1,34 @@
+"""The local worker's interpreter: `python -P -m osiris_action.sandbox.interpreter`, then one request line.
+
+It imports the libraries every worker needs while it waits, reads one JSON line (the folder, the exact
+environment and the argv of `python script args...`), and runs the uploaded script as `python script`
+would: `__main__`, the script's folder first on sys.path (so the bundle's own modules are the ones that
+run), the environment replaced. The environment arrives on stdin so that the secrets in it never show in
+/proc/<pid>/environ. An empty stdin (the host ended first) ends it.
+"""
+
+import json
+import os
+import runpy
+import sys
+
+import duckdb  # noqa: F401  imported now, while the host still compiles
+import pyarrow  # noqa: F401
+
+
+def main() -> None:
+    line = sys.stdin.readline()
+    if not line:
+        raise SystemExit(0)
+    sys.stdin.close()
+    request = json.loads(line)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    sys.argv = request["argv"]
+    sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[0])))
+    runpy.run_path(sys.argv[0], run_name="__main__")
+
+
+if __name__ == "__main__":
+    main()
