@@ -21,7 +21,9 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from osiris_action import bundle as bundles
 from osiris_action import components
@@ -29,12 +31,12 @@ from osiris_action import connections as conns
 from osiris_action.diagnostics import format_text
 from osiris_action.errors import OsirisError, UsageError
 from osiris_action.manifest import canonical_bytes
-from osiris_action.manifest import load as load_manifest
-from osiris_action.manifest import verify as verify_manifest
 from osiris_action.pipelines import Checker, display_path
 from osiris_action.redact import Redactor
-from osiris_action.report import RunReport, apply, check_parity, finish, new_report, shown, shown_data
 from osiris_action.sandbox.base import MIN_PYTHON, ArtifactPolicy, Sandbox, SandboxError, is_data
+
+if TYPE_CHECKING:
+    from osiris_action.report import RunReport
 
 EXIT_PARITY = 3
 
@@ -97,8 +99,10 @@ def prepare(path: Path, options: RunOptions, environ: Mapping[str, str] = os.env
     """Compile (or load) the manifest, resolve the connections it references and build the bundle."""
     checker = Checker(options.connections)
     if path.suffix == ".json":
-        manifest_model, _raw = load_manifest(path)
-        verify_manifest(manifest_model, display_path(path))
+        from osiris_action.manifest_file import load, verify
+
+        manifest_model, _raw = load(path)
+        verify(manifest_model, display_path(path))
         manifest = manifest_model.model_dump()
         manifest_bytes = canonical_bytes(manifest)
         connections = checker.connections_for(path)
@@ -201,18 +205,27 @@ class Run:
         self.run_id = new_run_id()
         self.out = (options.out or Path(".osiris/runs") / self.run_id).resolve()
         self.on_progress = on_progress
-        self.report = new_report(
-            prepared.manifest,
-            self.run_id,
-            prepared.fingerprint,
-            options.target,
-            prepared.file,
-            "plan" if options.plan else "run",
-        )
-        self.report.bytes_uploaded = prepared.bundle.size
         self.verified: dict[str, str | None] = {}
         self.sandbox: Sandbox | None = None
         self.cancelled = threading.Event()
+
+    @cached_property
+    def report(self) -> RunReport:
+        """Built at first use, which is the worker's first event: the report models (pydantic, ~0.1 s of
+        imports) load while the worker starts, not before it."""
+        from osiris_action.report import new_report
+
+        options = self.options
+        report = new_report(
+            self.p.manifest,
+            self.run_id,
+            self.p.fingerprint,
+            options.target,
+            self.p.file,
+            "plan" if options.plan else "run",
+        )
+        report.bytes_uploaded = self.p.bundle.size
+        return report
 
     def cancel(self) -> None:
         self.cancelled.set()
@@ -234,6 +247,8 @@ class Run:
         except SandboxError as exc:
             self.report.error = {"message": exc.message, "hint": exc.hint, "stderr": exc.stderr_tail}
         finally:
+            from osiris_action.report import finish, shown
+
             self._events.close()
             finish(self.report, cancelled=self.cancelled.is_set())
             self.report.warnings += masked_names(self.report, self.p.redactor)
@@ -262,6 +277,8 @@ class Run:
             command = [sandbox.python, "worker.py", "--run-id", self.run_id]
             code = sandbox.run(command, env, self.options.timeout, self._on_line)
             self.report.exit_code = code
+            from osiris_action.report import check_parity
+
             check_parity(self.report, host_hashes, self.verified)
             if not self.cancelled.is_set() and self.report.error is None:
                 self.report.error = worker_error(self.report, code, getattr(sandbox, "stderr_tail", ""))
@@ -297,6 +314,8 @@ class Run:
             return  # the worker prints nothing but events; anything else is noise from a library
         if not isinstance(event, dict):
             return
+        from osiris_action.report import apply, shown_data
+
         shown_event = shown_data(event, self.p.redactor)
         self._events.write(json.dumps(shown_event, ensure_ascii=False, sort_keys=True) + "\n")
         self._events.flush()
@@ -339,6 +358,7 @@ class Run:
 
     def _write_outputs(self) -> None:
         from osiris_action.render import markdown
+        from osiris_action.report import shown, shown_data
 
         redact = self.p.redactor.redact
         manifest = shown_data(self.p.manifest, self.p.redactor)

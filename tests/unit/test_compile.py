@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from osiris_action.manifest import Manifest
+from osiris_action.manifest_file import Manifest
 from osiris_action.pipelines import Checker
 from tests.unit.test_validate import CONNECTIONS, CSV_WRITER, PIPELINE, at
 

@@ -67,8 +67,12 @@ def test_ctrl_c_stops_the_worker_and_still_writes_the_report(tmp_path):
     proc = _run(project, "slow.yaml", "--out", str(tmp_path / "out"))
     events = tmp_path / "out" / "events.jsonl"
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # wait until the slow step is really running
-        if events.is_file() and '"step_id": "spin"' in events.read_text():
+    while time.monotonic() < deadline:  # wait until the slow step is really running on all its input
+        lines = events.read_text().split("\n")[:-1] if events.is_file() else []  # whole lines only
+        seen = [json.loads(line) for line in lines]
+        started = {e.get("step_id") for e in seen if e["event"] == "step_start"}
+        done = {e.get("step_id") for e in seen if e["event"] == "step_complete"}
+        if "spin" in started and "read-orders" in done:
             break
         time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
@@ -76,8 +80,8 @@ def test_ctrl_c_stops_the_worker_and_still_writes_the_report(tmp_path):
     assert proc.returncode == 130, out + err
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["status"] == "cancelled"
-    # the extract streams into the spinning step: both were running when the run stopped
-    assert [s["status"] for s in report["steps"]] == ["failed", "failed"]
+    # the spinning step had read every row of the extract, which was done; it was stopped itself
+    assert [s["status"] for s in report["steps"]] == ["success", "failed"]
     assert "Traceback" not in err
     assert (tmp_path / "out" / "summary.md").read_text().count("slow") >= 1
 

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from osiris_action.diagnostics import Diagnostic
-from osiris_action.manifest import Manifest
+from osiris_action.manifest_file import Manifest
 from osiris_action.pipelines import Checker
 from tests.unit.test_validate import CONNECTIONS, CSV_WRITER, PIPELINE
 
