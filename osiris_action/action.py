@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from copy import deepcopy
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +35,7 @@ from osiris_action.isolation import cleanup, schema_for
 from osiris_action.pipelines import Checked, Checker, discover
 from osiris_action.redact import Redactor, hide_data_values, shown_data
 from osiris_action.render import add_report, findings, line
-from osiris_action.report import INCOMPATIBLE, RunReport
+from osiris_action.report import INCOMPATIBLE, RunReport, dump
 from osiris_action.run import Run, RunOptions, new_run_id, prepare, safe_folder
 
 MODES = ("validate", "compile", "run", "plan", "cleanup")
@@ -161,7 +162,7 @@ class Outcome:
         """The reports as the summary and the comment show them (report.json keeps them whole)."""
         shown, public = self.shown, []
         for report in self.reports:
-            copy = report.model_copy(deep=True)
+            copy = deepcopy(report)
             for error in [s.error for s in copy.steps] + [copy.error]:
                 if error and error.get("message"):
                     error["message"] = shown(error["message"])
@@ -674,7 +675,7 @@ def _write_report(outcome: Outcome, out_root: Path, redactor: Redactor) -> None:
         "pipelines": [c.document.file for c in outcome.checked],
         "diagnostics": [d.to_dict() for d in outcome.diagnostics],
         "manifests": {c.document.file: c.compiled.fingerprint for c in outcome.checked if c.compiled},
-        "runs": [r.model_dump(by_alias=True) for r in outcome.reports],
+        "runs": [dump(r) for r in outcome.reports],
         "errors": outcome.errors,
     }
     out_root.mkdir(parents=True, exist_ok=True)

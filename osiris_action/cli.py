@@ -174,6 +174,7 @@ def cmd_compile(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from osiris_action.render import text
     from osiris_action.run import RunOptions, run_pipeline
 
     if not Path(args.pipeline).is_file():
@@ -203,8 +204,6 @@ def cmd_run(args) -> int:
         on_progress=console.line,
         on_status=console.status if sys.stdout.isatty() else None,
     )
-    from osiris_action.render import text  # after the run: the report models load while the worker works
-
     print()
     print(text(report), end="")
     print(f"  outputs: {out}")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from osiris_action.github import command
 from osiris_action.render import short_writes
-from osiris_action.report import DataDiff, RunReport
+from osiris_action.report import DataDiff, RunReport, dump
 
 METRICS = ("added", "removed", "changed", "unchanged", "rows_base", "rows_new")
 OPERATORS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le, "==": operator.eq}
@@ -107,6 +107,4 @@ def check(
 
 def output(reports: list[RunReport]) -> str:
     """The `data-diff` output: report.json's data_diff of every run, without the sample."""
-    return json.dumps(
-        [d.model_dump(exclude={"sample"}) for r in reports for d in r.data_diff], sort_keys=True
-    )
+    return json.dumps([dump(d, exclude={"sample"}) for r in reports for d in r.data_diff], sort_keys=True)

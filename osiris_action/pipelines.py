@@ -17,7 +17,7 @@ from osiris_action.errors import UsageError
 from osiris_action.oml.load import Document, load_file
 from osiris_action.oml.validate import validate
 
-if TYPE_CHECKING:  # compile pulls in pydantic (~0.1 s); `validate` never needs it
+if TYPE_CHECKING:  # `validate` never compiles
     from osiris_action.compile import Compiled
 
 # `oml_version:` at the top level, or `steps:` with `component:` under it (an Osiris pipeline missing its

@@ -6,20 +6,52 @@ the copy that may leave the process, with every known secret masked (docs/report
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import TYPE_CHECKING, Any, Literal
+
+from osiris_action.redact import redacted_strings
 
 if TYPE_CHECKING:
     from osiris_action.redact import Redactor
-
-from pydantic import AliasChoices, BaseModel, Field
-
-from osiris_action.redact import redacted_strings
 
 REPORT_VERSION = "1"
 INCOMPATIBLE = "IncompatibleTarget"
 
 
-class StepReport(BaseModel):
+# Plain dataclasses: the report is built from our own worker's events, and a run's host must not spend
+# ~0.1 s building validation schemas for it. `dump` writes one as report.json spells it; `_load` reads it
+# back. A field's metadata can rename it (`name`), keep it out of report.json (`dumped: False`), or name
+# the dataclass of its list's items (`items`).
+
+
+def dump(value: Any, exclude: frozenset[str] | set[str] = frozenset()) -> Any:
+    """A report, or a part of one, as JSON data with report.json's field names (fresh lists and dicts)."""
+    if is_dataclass(value):
+        return {
+            f.metadata.get("name", f.name): dump(getattr(value, f.name))
+            for f in fields(value)
+            if f.metadata.get("dumped", True) and f.name not in exclude
+        }
+    if isinstance(value, list | tuple):
+        return [dump(item) for item in value]
+    if isinstance(value, dict):
+        return {key: dump(item) for key, item in value.items()}
+    return value
+
+
+def _load(cls, data: dict[str, Any]):
+    values = {}
+    for f in fields(cls):
+        key = f.metadata.get("name", f.name)
+        if key in data:
+            item = data[key]
+            nested = f.metadata.get("items")
+            values[f.name] = [_load(nested, x) for x in item] if nested else item
+    return cls(**values)
+
+
+@dataclass(kw_only=True)
+class StepReport:
     id: str
     component: str
     status: Literal["pending", "running", "success", "failed", "skipped"] = "pending"
@@ -27,13 +59,14 @@ class StepReport(BaseModel):
     rows_out: int | None = None
     duration_ms: float | None = None
     fingerprint: str | None = None
-    needs: list[str] = Field(default_factory=list)
+    needs: list[str] = field(default_factory=list)
     error: dict[str, str] | None = None
     columns: list[dict[str, str]] | None = None  # plan mode: what the step would produce
-    notes: list[str] = Field(default_factory=list)  # what a driver says the reader must know (`step.note`)
+    notes: list[str] = field(default_factory=list)  # what a driver says the reader must know (`step.note`)
 
 
-class WriteCounts(BaseModel):
+@dataclass(kw_only=True)
+class WriteCounts:
     """What a write did, as the server measured it: rows received, and of them inserted, updated, and
     left as they were (an upsert's equal rows). `rows_written` None with `rows_written_measured` False:
     the target did not say (REST without a Content-Range total)."""
@@ -61,32 +94,34 @@ class WriteCounts(BaseModel):
 
 def write_counts(event: dict[str, Any]) -> dict[str, Any]:
     """The WriteCounts fields of a write.complete event."""
-    fields = {k: event.get(k) for k in ("rows_in", "inserted", "updated", "unchanged")}
-    return {**fields, "rows_written_measured": event.get("rows_written_measured", True) is not False}
+    counts = {k: event.get(k) for k in ("rows_in", "inserted", "updated", "unchanged")}
+    return {**counts, "rows_written_measured": event.get("rows_written_measured", True) is not False}
 
 
-class DataDiff(BaseModel):
+@dataclass(kw_only=True)
+class DataDiff:
     """One written table against its base (see docs/data-diff.md). `stats` and `note` travel in the
     diff.complete event and the summary, not in report.json, whose data_diff keys are fixed."""
 
     step: str
     table: str
     base_table: str
-    key: list[str] = Field(default_factory=list, validation_alias=AliasChoices("key", "key_columns"))
+    key: list[str] = field(default_factory=list)  # the diff.complete event calls it key_columns
     rows_base: int
     rows_new: int
     added: int
     removed: int
     changed: int
     unchanged: int
-    columns: dict[str, int] = Field(default_factory=dict)
-    schema_changes: list[dict[str, Any]] = Field(default_factory=list)
-    sample: list[dict[str, Any]] = Field(default_factory=list)
-    stats: dict[str, Any] = Field(default_factory=dict, exclude=True)
-    note: str = Field(default="", exclude=True)
+    columns: dict[str, int] = field(default_factory=dict)
+    schema_changes: list[dict[str, Any]] = field(default_factory=list)
+    sample: list[dict[str, Any]] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict, metadata={"dumped": False})
+    note: str = field(default="", metadata={"dumped": False})
 
 
-class DiffNote(BaseModel):
+@dataclass(kw_only=True)
+class DiffNote:
     """A writer that computes no diff, and why; or, in plan mode, the diff a run would compute."""
 
     step: str
@@ -98,8 +133,11 @@ def apply_data_diff(report: RunReport, event: dict[str, Any]) -> bool:
     """Fold the diff events into the report; True when the event was one of them."""
     name, step = event.get("event"), str(event.get("step_id", ""))
     if name == "diff.complete":
-        fields = {k: v for k, v in event.items() if k in DataDiff.model_fields or k == "key_columns"}
-        report.data_diff.append(DataDiff(**{**fields, "step": step}))
+        names = {f.name for f in fields(DataDiff)}
+        values = {k: v for k, v in event.items() if k in names}
+        if "key" not in values and "key_columns" in event:
+            values["key"] = event["key_columns"]
+        report.data_diff.append(DataDiff(**{**values, "step": step}))
     elif name in ("diff.unavailable", "diff.planned"):
         note = DiffNote(step=step, table=event.get("table"), reason=str(event.get("reason", "")))
         (report.diff_unavailable if name == "diff.unavailable" else report.diff_planned).append(note)
@@ -108,16 +146,15 @@ def apply_data_diff(report: RunReport, event: dict[str, Any]) -> bool:
     return True
 
 
+@dataclass(kw_only=True)
 class WriteReport(WriteCounts):
     step_id: str
     table: str | None
-    schema_: str | None = Field(default=None, alias="schema")
+    schema_: str | None = field(default=None, metadata={"name": "schema"})
     mode: str | None
     rows_written: int | None
     channel: str | None
     atomic: bool | None = None
-
-    model_config = {"populate_by_name": True}
 
     @property
     def where(self) -> str:
@@ -125,26 +162,26 @@ class WriteReport(WriteCounts):
         return f"{self.schema_}.{self.table}" if self.schema_ else str(self.table)
 
 
-class DdlReport(BaseModel):
+@dataclass(kw_only=True)
+class DdlReport:
     step_id: str
     sql: str
     executed: bool
     channel: str | None = None
 
 
-class TargetPlan(BaseModel):
+@dataclass(kw_only=True)
+class TargetPlan:
     """Plan mode: a writer's target table as it is now, and what the write would do to it."""
 
     step_id: str
     table: str | None = None
-    schema_: str | None = Field(default=None, alias="schema")
+    schema_: str | None = field(default=None, metadata={"name": "schema"})
     state: Literal["missing", "compatible", "incompatible"]
     ddl: str | None = None
-    differences: list[str] = Field(default_factory=list)
+    differences: list[str] = field(default_factory=list)
     mode: str | None = None
     effect: str | None = None
-
-    model_config = {"populate_by_name": True}
 
     @property
     def where(self) -> str:
@@ -152,14 +189,16 @@ class TargetPlan(BaseModel):
         return f"{self.schema_}.{self.table}" if self.schema_ else str(self.table)
 
 
-class ParityRow(BaseModel):
+@dataclass(kw_only=True)
+class ParityRow:
     path: str
     host_sha256: str | None
     sandbox_sha256: str | None
     match: bool
 
 
-class RunReport(BaseModel):
+@dataclass(kw_only=True)
+class RunReport:
     report_version: str = REPORT_VERSION
     run_id: str
     pipeline: str
@@ -169,22 +208,22 @@ class RunReport(BaseModel):
     mode: Literal["run", "plan"] = "run"
     status: Literal["success", "failure", "cancelled"] = "failure"
     duration_ms: float | None = None
-    steps: list[StepReport]
-    writes: list[WriteReport] = Field(default_factory=list)
-    ddl: list[DdlReport] = Field(default_factory=list)
-    targets: list[TargetPlan] = Field(default_factory=list)
-    parity: list[ParityRow] = Field(default_factory=list)
+    steps: list[StepReport] = field(metadata={"items": StepReport})
+    writes: list[WriteReport] = field(default_factory=list, metadata={"items": WriteReport})
+    ddl: list[DdlReport] = field(default_factory=list, metadata={"items": DdlReport})
+    targets: list[TargetPlan] = field(default_factory=list, metadata={"items": TargetPlan})
+    parity: list[ParityRow] = field(default_factory=list, metadata={"items": ParityRow})
     hash_parity: bool = False
     completed: bool = False  # the worker reported run_complete; without it the worker crashed
     exit_code: int | None = None  # the worker's exit status, as the sandbox reported it
     error: dict[str, str] | None = None
-    warnings: list[str] = Field(default_factory=list)
-    artifacts: list[str] = Field(default_factory=list)
-    skipped_artifacts: list[dict[str, Any]] = Field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    artifacts: list[str] = field(default_factory=list)
+    skipped_artifacts: list[dict[str, Any]] = field(default_factory=list)
     bytes_uploaded: int = 0
-    data_diff: list[DataDiff] = Field(default_factory=list)
-    diff_unavailable: list[DiffNote] = Field(default_factory=list)
-    diff_planned: list[DiffNote] = Field(default_factory=list)
+    data_diff: list[DataDiff] = field(default_factory=list, metadata={"items": DataDiff})
+    diff_unavailable: list[DiffNote] = field(default_factory=list, metadata={"items": DiffNote})
+    diff_planned: list[DiffNote] = field(default_factory=list, metadata={"items": DiffNote})
 
     @property
     def rows_read(self) -> int:
@@ -239,9 +278,14 @@ def apply(report: RunReport, event: dict[str, Any]) -> None:
     elif name == "step.note" and step and event.get("note"):
         step.notes.append(str(event["note"]))
     elif name == "plan.target" and step:
-        fields = {k: event.get(k) for k in ("table", "schema", "state", "ddl", "mode", "effect")}
+        values = {k: event.get(k) for k in ("table", "state", "ddl", "mode", "effect")}
         report.targets.append(
-            TargetPlan(step_id=step.id, differences=event.get("differences") or [], **fields)
+            TargetPlan(
+                step_id=step.id,
+                schema_=event.get("schema"),
+                differences=event.get("differences") or [],
+                **values,
+            )
         )
     elif name == "step_failed" and step:
         step.status = "failed"
@@ -251,7 +295,7 @@ def apply(report: RunReport, event: dict[str, Any]) -> None:
             WriteReport(
                 step_id=step.id,
                 table=event.get("table"),
-                schema=event.get("schema"),
+                schema_=event.get("schema"),
                 mode=event.get("mode"),
                 rows_written=event.get("rows_written"),
                 channel=event.get("channel_used"),
@@ -317,8 +361,8 @@ def shown(report: RunReport, redactor: Redactor) -> RunReport:
     (status, mode, state) stay as they are in the model, which needs them typed; every renderer
     redacts its text again, and `shown_data` masks them when the report is serialised.
     """
-    raw = report.model_dump(by_alias=True)
-    copy = RunReport.model_validate(_keep_words(raw, redacted_strings(raw, redactor)))
+    raw = dump(report)
+    copy = _load(RunReport, _keep_words(raw, redacted_strings(raw, redactor)))
     for mine, theirs in zip(copy.data_diff, report.data_diff, strict=True):  # fields a dump leaves out
         mine.stats, mine.note = redacted_strings(theirs.stats, redactor), redactor.redact(theirs.note)
     return copy

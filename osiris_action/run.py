@@ -21,9 +21,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from osiris_action import bundle as bundles
 from osiris_action import components
@@ -33,10 +31,8 @@ from osiris_action.errors import OsirisError, UsageError
 from osiris_action.manifest import canonical_bytes
 from osiris_action.pipelines import Checker, display_path
 from osiris_action.redact import Redactor, shown_data
+from osiris_action.report import RunReport, apply, check_parity, dump, finish, new_report, shown
 from osiris_action.sandbox.base import MIN_PYTHON, ArtifactPolicy, Sandbox, SandboxError, is_data
-
-if TYPE_CHECKING:
-    from osiris_action.report import RunReport
 
 EXIT_PARITY = 3
 
@@ -205,30 +201,18 @@ class Run:
         self.run_id = new_run_id()
         self.out = (options.out or Path(".osiris/runs") / self.run_id).resolve()
         self.on_progress = on_progress
-        self.verified: dict[str, str | None] = {}
-        self._events_seen: list[dict] = []  # raw, for the report
-        self.sandbox: Sandbox | None = None
-        self.cancelled = threading.Event()
-
-    @cached_property
-    def report(self) -> RunReport:
-        """Built at first use, once the worker has ended, from every event it sent: the report models
-        (pydantic, ~0.1 s of imports and ~10 MiB) load after the worker, not before or beside it."""
-        from osiris_action.report import apply, new_report
-
-        options = self.options
-        report = new_report(
-            self.p.manifest,
+        self.report = new_report(
+            prepared.manifest,
             self.run_id,
-            self.p.fingerprint,
+            prepared.fingerprint,
             options.target,
-            self.p.file,
+            prepared.file,
             "plan" if options.plan else "run",
         )
-        report.bytes_uploaded = self.p.bundle.size
-        for event in self._events_seen:
-            apply(report, event)
-        return report
+        self.report.bytes_uploaded = prepared.bundle.size
+        self.verified: dict[str, str | None] = {}
+        self.sandbox: Sandbox | None = None
+        self.cancelled = threading.Event()
 
     def cancel(self) -> None:
         self.cancelled.set()
@@ -250,8 +234,6 @@ class Run:
         except SandboxError as exc:
             self.report.error = {"message": exc.message, "hint": exc.hint, "stderr": exc.stderr_tail}
         finally:
-            from osiris_action.report import finish, shown
-
             self._events.close()
             finish(self.report, cancelled=self.cancelled.is_set())
             self.report.warnings += masked_names(self.report, self.p.redactor)
@@ -280,8 +262,6 @@ class Run:
             command = [sandbox.python, "worker.py", "--run-id", self.run_id]
             code = sandbox.run(command, env, self.options.timeout, self._on_line)
             self.report.exit_code = code
-            from osiris_action.report import check_parity
-
             check_parity(self.report, host_hashes, self.verified)
             if not self.cancelled.is_set() and self.report.error is None:
                 self.report.error = worker_error(self.report, code, getattr(sandbox, "stderr_tail", ""))
@@ -322,7 +302,7 @@ class Run:
         self._events.flush()
         if event.get("event") == "driver_file_verified":  # the raw path and hash: parity reads these
             self.verified[str(event.get("path"))] = event.get("sha256")
-        self._events_seen.append(event)
+        apply(self.report, event)
         self._progress(event)
 
     def _progress(self, event: dict) -> None:
@@ -359,7 +339,6 @@ class Run:
 
     def _write_outputs(self) -> None:
         from osiris_action.render import markdown
-        from osiris_action.report import shown
 
         redact = self.p.redactor.redact
         manifest = shown_data(self.p.manifest, self.p.redactor)
@@ -371,7 +350,7 @@ class Run:
                 "manifest.json in the run folder has secret values masked, so it no longer matches the "
                 "manifest fingerprint; `osiris-action compile` rebuilds the original"
             )
-        data = shown_data(self.report.model_dump(by_alias=True), self.p.redactor, by_name=False)
+        data = shown_data(dump(self.report), self.p.redactor, by_name=False)
         report_json = json.dumps(data, indent=2, sort_keys=True)
         (self.out / "report.json").write_text(report_json + "\n", encoding="utf-8")
         summary = markdown([shown(self.report, self.p.redactor)])

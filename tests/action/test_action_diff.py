@@ -248,7 +248,7 @@ def test_a_count_the_target_did_not_give_reads_not_measured():
         WriteReport(
             step_id="w",
             table="t",
-            schema="public",
+            schema_="public",
             mode="append",
             rows_written=None,
             channel="rest",

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from osiris_action.report import dump
 from osiris_action.run import RunOptions, run_pipeline
 from tests.conftest import mysql_execute, pg_execute
 
@@ -16,7 +17,7 @@ QUICKSTART = Path(__file__).parents[2] / "examples" / "quickstart"
 
 
 def comparable(report) -> dict:
-    data = report.model_dump(by_alias=True)
+    data = dump(report)
     steps = [
         {k: s[k] for k in ("id", "status", "rows_in", "rows_out", "fingerprint", "error")}
         for s in data["steps"]
