@@ -1,4 +1,4 @@
-"""The local worker's interpreter: `python -P -m osiris_action.sandbox.interpreter`, then one request line.
+"""The local worker's interpreter: `python -P interpreter.py`, then one request line on stdin.
 
 It imports the libraries every worker needs while it waits, reads one JSON line (the folder, the exact
 environment and the argv of `python script args...`), and runs the uploaded script as `python script`

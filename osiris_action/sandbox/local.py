@@ -113,9 +113,13 @@ def _popen(command: list[str], env: dict[str, str], cwd, stdin=None) -> subproce
     )
 
 
+_INTERPRETER = str(Path(__file__).with_name("interpreter.py"))
+
+
 def _interpreter() -> subprocess.Popen:
-    # -P: the working directory stays off sys.path while it imports
-    command = [sys.executable, "-P", "-m", "osiris_action.sandbox.interpreter"]
+    # run as a file, with -P: neither its folder nor the working directory is on sys.path while it
+    # imports, and it needs no installed osiris_action (a source checkout runs it the same way)
+    command = [sys.executable, "-P", _INTERPRETER]
     return _popen(command, _base_env(), "/", subprocess.PIPE)
 
 

@@ -366,7 +366,7 @@ def _workers_under(folder: Path) -> list[int]:
             state = (entry / "stat").read_text().split(") ")[-1][:1]
         except OSError:
             continue
-        worker = b"worker.py" in cmdline or b"osiris_action.sandbox.interpreter" in cmdline
+        worker = any(arg.endswith((b"worker.py", b"interpreter.py")) for arg in cmdline)
         if worker and cwd.startswith(str(folder)) and state != "Z":
             found.append(int(entry.name))
     return found

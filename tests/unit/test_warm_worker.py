@@ -32,6 +32,7 @@ print(json.dumps({
     "cwd_on_path": "" in sys.path or "/" in sys.path,
     "drivers": osiris_drivers.__file__,
     "pid": os.getpid(),
+    "host_package": any(name.startswith("osiris_action") for name in sys.modules),
 }))
 """
 
@@ -65,6 +66,7 @@ def test_a_worker_runs_the_uploaded_script_as_python_would():
     assert seen["main"] == "__main__"
     assert Path(seen["path0"]).resolve() == Path(root)
     assert not seen["cwd_on_path"]
+    assert not seen["host_package"], "the worker must not need the host's package (E2B has none)"
     # the uploaded package, not the host's installed osiris_drivers
     assert Path(seen["drivers"]).resolve() == Path(root) / "osiris_drivers" / "__init__.py"
 
