@@ -98,3 +98,21 @@ def test_an_unused_warm_interpreter_ends_with_its_host():
     while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not Path(f"/proc/{pid}").exists()
+
+
+def test_a_worker_ends_when_its_host_is_killed(tmp_path: Path):
+    script = (
+        "import sys\nfrom osiris_action.sandbox.local import LocalSandbox\n"
+        "box = LocalSandbox()\nbox.prepare({'spin.py': b'import os, time\\nprint(os.getpid(), flush=True)\\n"
+        "time.sleep(600)\\n'})\n"
+        "box.run([sys.executable, 'spin.py'], {}, 600, lambda line: print(line, flush=True))\n"
+    )
+    host = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    worker = int(host.stdout.readline())
+    assert Path(f"/proc/{worker}").exists()
+    host.kill()
+    host.wait()
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{worker}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not Path(f"/proc/{worker}").exists(), "the worker outlived its killed host"
