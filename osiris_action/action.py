@@ -33,9 +33,9 @@ from osiris_action.github.inputs import InputError, get_bool, get_choice, get_in
 from osiris_action.github.summary import Raw, Summary, inline_code
 from osiris_action.isolation import cleanup, schema_for
 from osiris_action.pipelines import Checked, Checker, discover
-from osiris_action.redact import Redactor, hide_data_values, shown_data
+from osiris_action.redact import Redactor, hide_data_values
 from osiris_action.render import add_report, findings, line
-from osiris_action.report import INCOMPATIBLE, RunReport, dump
+from osiris_action.report import INCOMPATIBLE, RunReport, dump, shown_data
 from osiris_action.run import Run, RunOptions, new_run_id, prepare, safe_folder
 
 MODES = ("validate", "compile", "run", "plan", "cleanup")

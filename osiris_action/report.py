@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from osiris_action.redact import redacted_strings
-
 if TYPE_CHECKING:
     from osiris_action.redact import Redactor
 
@@ -368,6 +366,19 @@ def shown(report: RunReport, redactor: Redactor) -> RunReport:
     return copy
 
 
+def redacted_strings(value: Any, redactor: Redactor) -> Any:
+    """Every string of a structure of our own (a report) redacted. No field is masked by its name, as
+    user config is (`redact_obj`): here a name like a data diff's `key` (its key columns) says nothing
+    about secrecy, and the known-value and pattern layers still catch every secret in the text."""
+    if isinstance(value, str):
+        return redactor.redact(value)
+    if isinstance(value, dict):
+        return {redacted_strings(k, redactor): redacted_strings(v, redactor) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redacted_strings(item, redactor) for item in value]
+    return value
+
+
 _WORDS = ("status", "mode", "state")  # typed words: a password "success" must not break the model
 
 
@@ -381,3 +392,22 @@ def _keep_words(raw: Any, redacted: Any) -> Any:
     if isinstance(raw, list) and isinstance(redacted, list):
         return [_keep_words(a, b) for a, b in zip(raw, redacted, strict=True)]
     return redacted
+
+
+def shown_data(obj: Any, redactor: Redactor, by_name: bool = True) -> Any:
+    """A JSON-like structure as it may be written (`by_name=False` for our own reports, see
+    `redacted_strings`): strings redacted, and a number whose digits contain a
+    known secret (a password `1000`, a row count 21000) replaced by the mask, so the secret never shows
+    and the JSON stays valid (masking the serialised text instead would leave `"rows": ***`)."""
+    from osiris_action.redact import MASK
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: walk(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [walk(item) for item in value]
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return MASK if redactor.redact(str(value)) != str(value) else value
+        return value
+
+    return walk(redactor.redact_obj(obj) if by_name else redacted_strings(obj, redactor))

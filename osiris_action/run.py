@@ -30,8 +30,8 @@ from osiris_action.diagnostics import format_text
 from osiris_action.errors import OsirisError, UsageError
 from osiris_action.manifest import canonical_bytes
 from osiris_action.pipelines import Checker, display_path
-from osiris_action.redact import Redactor, shown_data
-from osiris_action.report import RunReport, apply, check_parity, dump, finish, new_report, shown
+from osiris_action.redact import Redactor
+from osiris_action.report import RunReport, apply, check_parity, dump, finish, new_report, shown, shown_data
 from osiris_action.sandbox.base import MIN_PYTHON, ArtifactPolicy, Sandbox, SandboxError, is_data
 
 EXIT_PARITY = 3

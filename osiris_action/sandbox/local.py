@@ -86,7 +86,7 @@ def unprivileged(command: list[str]) -> tuple[list[str], object]:
     return command, _drop_privileges
 
 
-_warm: list[subprocess.Popen] = []  # at most one, started early, for the next worker
+_warm: subprocess.Popen | None = None  # started early, for the next worker
 _warm_lock = threading.Lock()
 
 
@@ -125,21 +125,22 @@ def _interpreter() -> subprocess.Popen:
 
 def start_warm() -> None:
     """Start the next local worker's interpreter now, so that its imports overlap the host's work."""
+    global _warm
     with _warm_lock:
-        if not _warm:
+        if _warm is None:
             with contextlib.suppress(OSError):  # none now: the worker's own start will say why
-                _warm.append(_interpreter())
+                _warm = _interpreter()
 
 
 def _start_script(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen:
     """`python script args...` in `cwd` with exactly `env`: the warm interpreter if one waits, else a new one.
     The environment goes through the pipe, so the secrets in it never show in /proc/<pid>/environ."""
+    global _warm
     request = json.dumps({"cwd": str(cwd), "env": env, "argv": command[1:]}) + "\n"
     with _warm_lock:
-        proc = _warm.pop() if _warm else None
+        proc, _warm = _warm, None
     if proc is not None and not _send(proc, request):  # it died while it waited
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        proc.kill()
         proc.wait()
         proc = None
     if proc is None:

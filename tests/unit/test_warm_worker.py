@@ -50,8 +50,8 @@ def _probe(box: LocalSandbox) -> dict:
 
 
 def _warm_pid() -> int:
-    assert len(local._warm) == 1
-    return local._warm[0].pid
+    assert local._warm is not None
+    return local._warm.pid
 
 
 def test_a_worker_runs_the_uploaded_script_as_python_would():
@@ -91,7 +91,7 @@ def test_a_warm_interpreter_that_died_leaves_a_cold_start():
 
 
 def test_an_unused_warm_interpreter_ends_with_its_host():
-    script = "from osiris_action.sandbox import local\nlocal.start_warm()\nprint(local._warm[0].pid)\n"
+    script = "from osiris_action.sandbox import local\nlocal.start_warm()\nprint(local._warm.pid)\n"
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     pid = int(out.stdout.strip())
     deadline = time.monotonic() + 20
